@@ -1,0 +1,3 @@
+from seqembed.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,312 @@
+"""Command-line wiring: parse, build the config, call one library function.
+
+The CLI owns the terminal: progress bars and results go to stderr, and only
+``translate`` (translations) and ``data`` (a path) print to stdout, so they
+compose in shell pipelines. A user's mistake is one line on stderr with exit
+status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from seqembed import __version__
+from seqembed.errors import InputError
+
+log = logging.getLogger("seqembed")
+
+
+def _err(text: str = "") -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class ProgressReporter:
+    """A tqdm bar per epoch (loss, target tokens/s, ETA) and a line per epoch."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+        self.bar = None
+
+    def epoch_start(self, epoch, n_batches, done):
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=n_batches, initial=done, desc=f"epoch {epoch}/{self.epochs}",
+            unit="batch", leave=False, file=sys.stderr, dynamic_ncols=True,
+            disable=None if not os.environ.get("SEQEMBED_PROGRESS") else False,
+        )
+
+    def step(self, loss, tgt_tokens_per_s):
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tgt_tokens_per_s:,.0f}", refresh=False)
+
+    def epoch_end(self, m):
+        self.bar.close()
+        _err(
+            f"epoch {m['epoch']:>3}/{self.epochs}  train loss {m['train_loss']:.4f}  "
+            f"valid loss {m['valid_loss']:.4f}  BLEU {m['valid_bleu']:5.2f}  "
+            f"chrF {m['valid_chrf']:5.2f}  lr {m['lr']:.2g}  "
+            f"{m['tgt_tokens_per_s']:,.0f} tgt tok/s  {m['elapsed_s']:.0f}s"
+        )
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_train(args) -> int:
+    from seqembed.config import load_config
+    from seqembed.corpus import SkipCounts, read_aligned, read_tsv
+    from seqembed.segment import read_user_dict
+    from seqembed.training import train
+
+    overrides = list(args.set or [])
+    if args.max_minutes is not None:
+        overrides.append(f"train.max_minutes={args.max_minutes}")
+    if args.epochs is not None:
+        overrides.append(f"train.epochs={args.epochs}")
+    if args.seed is not None:
+        overrides.append(f"train.seed={args.seed}")
+    if args.src_column is not None:
+        overrides.append(f"data.src_column={args.src_column}")
+    if args.tgt_column is not None:
+        overrides.append(f"data.tgt_column={args.tgt_column}")
+    if args.pretokenized:
+        overrides.append("data.src_segmentation=pretokenized")
+    config = load_config(args.config, overrides)
+    run_dir = Path(args.out)
+    if args.resume:
+        if not (run_dir / "last.pt").exists():
+            raise InputError("nothing to resume: no last.pt in the run directory", run_dir)
+        pairs, user_dict = None, None
+    else:
+        if not args.corpus:
+            raise InputError("train needs a CORPUS (or --resume)")
+        if len(args.corpus) > 2:
+            raise InputError("train takes one TSV file, or a source and a target file")
+        if (run_dir / "last.pt").exists():
+            raise InputError(
+                "already holds a run; use --resume to continue it or another --out",
+                run_dir,
+            )
+        skips = SkipCounts()
+        max_chars = config.data.max_chars
+        if len(args.corpus) == 2:
+            pairs = read_aligned(Path(args.corpus[0]), Path(args.corpus[1]), max_chars, skips)
+        else:
+            data = config.data
+            pairs = read_tsv(Path(args.corpus[0]), data.src_column, data.tgt_column,
+                             max_chars, skips)
+        if skips.total:
+            log.warning("%s", skips.summary())
+        log.info("read %d pairs", len(pairs))
+        user_dict_path = args.user_dict or config.data.user_dict
+        user_dict = read_user_dict(user_dict_path) if user_dict_path else None
+    result = train(config, run_dir, pairs, resume=args.resume, user_dict=user_dict,
+                   reporter=ProgressReporter(config.train.epochs))
+    _err(f"stopped: {result.stopped_because}; best {config.train.early_stopping_metric}"
+         f" {result.best_metric}; run directory: {run_dir}")
+    return 0
+
+
+def _read_inputs(texts: list[str]) -> list[str]:
+    if texts:
+        return texts
+    return [line.rstrip("\r\n") for line in sys.stdin]
+
+
+def cmd_translate(args) -> int:
+    from seqembed.evaluation import Translator
+
+    translator = Translator.from_checkpoint(args.run)
+    lines = _read_inputs(args.text)
+    outputs = translator.translate(lines, beam_size=args.beam, batch_size=args.batch_size)
+    sys.stdout.write("".join(out + "\n" for out in outputs))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from seqembed.corpus import SkipCounts, read_tsv
+    from seqembed.evaluation import Translator, score
+
+    translator = Translator.from_checkpoint(args.run)
+    pairs = read_tsv(Path(args.test), args.src_column, args.tgt_column, 10**9, SkipCounts())
+    started = time.perf_counter()
+    hypotheses = translator.translate([p.src for p in pairs], beam_size=args.beam)
+    seconds = time.perf_counter() - started
+    scores = score(hypotheses, [p.tgt for p in pairs], translator.config.data.lowercase)
+    hyp_path = Path(args.hyp_out) if args.hyp_out else Path(args.test).with_suffix(".hyp")
+    hyp_path.write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
+    if args.json:
+        print(json.dumps({**scores.as_dict(), "hypotheses": str(hyp_path),
+                          "beam_size": args.beam or translator.config.decode.beam_size,
+                          "decode_seconds": round(seconds, 3)}, indent=2))
+    else:
+        print(f"BLEU {scores.bleu:.2f}  {scores.bleu_signature}")
+        print(f"chrF {scores.chrf:.2f}  {scores.chrf_signature}")
+        _err(f"{scores.n_sentences} sentences in {seconds:.1f}s; hypotheses: {hyp_path}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from seqembed.download import fetch_tatoeba
+
+    def progress(done: int, total: int | None) -> None:
+        if sys.stderr.isatty():
+            size = f"/{total / 1e6:.1f}" if total else ""
+            print(f"\rdownloading {done / 1e6:.1f}{size} MB", end="", file=sys.stderr)
+
+    path = fetch_tatoeba(
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        url=args.url, force=args.force, progress=progress,
+    )
+    if sys.stderr.isatty():
+        _err()
+    print(path)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from seqembed.demo import (SEED_PAIRS, builtin_pairs, builtin_user_dict, demo_config,
+                               seed_pairs)
+    from seqembed.evaluation import Translator, score
+    from seqembed.training import read_splits, train
+
+    started = time.monotonic()
+    out = Path(args.out or ("runs/seed-example" if args.seed_example else "runs/demo"))
+    if (out / "last.pt").exists():
+        import shutil
+
+        shutil.rmtree(out)  # a demo run is disposable; start it fresh
+    config = demo_config(args.seed_example, args.seed)
+    if args.seed_example:
+        pairs, user_dict = seed_pairs(), None
+        _err("The design document's experiment: 5 pre-segmented pairs, 64-dim "
+             "embeddings, 1 LSTM layer, no attention, 50 epochs, Adam.")
+    else:
+        pairs, user_dict = builtin_pairs(), builtin_user_dict()
+        _err(f"Built-in corpus: {len(pairs)} Chinese-English pairs in 8 topics.")
+    result = train(config, out, pairs, user_dict=user_dict,
+                   reporter=ProgressReporter(config.train.epochs))
+    translator = Translator.from_checkpoint(out / "last.pt")
+    if args.seed_example:
+        sources = [zh for zh, _ in SEED_PAIRS]
+        references = [en for _, en in SEED_PAIRS]
+    else:
+        sources = ["我爱自然语言处理", "今天天气很好", "机器学习很有趣"]
+        references = [None] * len(sources)
+        test = read_splits(out)["test"]
+        sources += [p.src for p in test[:3]]
+        references += [p.tgt for p in test[:3]]
+    _err("\nTranslations (greedy):")
+    for source, output in zip(sources, translator.translate(sources)):
+        _err(f"  {source}  ->  {output}")
+    if args.seed_example:
+        exact = sum(o == r for o, r in zip(translator.translate(sources), references))
+        _err(f"\n{exact}/5 translated exactly; final training loss "
+             f"{result.final_metrics['train_loss']:.4f}")
+    else:
+        test = read_splits(out)["test"]
+        hyps = translator.translate([p.src for p in test])
+        scores = score(hyps, [p.tgt for p in test], config.data.lowercase)
+        _err(f"\nHeld-out test ({len(test)} pairs never seen in training): "
+             f"BLEU {scores.bleu:.1f}, chrF {scores.chrf:.1f}. A corpus this small "
+             "teaches the training sentences, not the language.")
+    _err(f"\nRun directory: {out}  (last.pt, best.pt, config.yaml, vocab.*.tsv, "
+         f"metrics.jsonl, tensorboard/, embeddings/)")
+    _err(f"Done in {time.monotonic() - started:.0f}s.")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqembed",
+        description="Train LSTM encoder-decoder translators and look inside their embeddings.",
+    )
+    parser.add_argument("--version", action="version", version=f"seqembed {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="train on built-in data and translate")
+    demo.add_argument("--out", help="run directory (default runs/demo or runs/seed-example)")
+    demo.add_argument("--seed-example", action="store_true",
+                      help="reproduce the design document's 5-pair experiment")
+    demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    demo.set_defaults(func=cmd_demo)
+
+    train = commands.add_parser("train", help="train a model on a parallel corpus")
+    train.add_argument("corpus", nargs="*", metavar="CORPUS",
+                       help="a TSV file, or a source file and a line-aligned target file")
+    train.add_argument("--out", required=True, help="run directory to create")
+    train.add_argument("--config", help="YAML config (sections data, vocab, model, train, decode)")
+    train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                       help="override one config value (repeatable)")
+    train.add_argument("--max-minutes", type=float, help="wall-clock budget, e.g. 0.5")
+    train.add_argument("--epochs", type=int, help="same as --set train.epochs=N")
+    train.add_argument("--seed", type=int, help="same as --set train.seed=N")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its last checkpoint")
+    train.add_argument("--src-column", type=int, help="0-based source column (default 1)")
+    train.add_argument("--tgt-column", type=int, help="0-based target column (default 0)")
+    train.add_argument("--user-dict", help="jieba user dictionary for segmentation")
+    train.add_argument("--pretokenized", action="store_true",
+                       help="source is already segmented with spaces; keep it as it is")
+    train.set_defaults(func=cmd_train)
+
+    translate = commands.add_parser("translate", help="translate sentences (args or stdin)")
+    translate.add_argument("run", help="run directory or checkpoint file")
+    translate.add_argument("text", nargs="*", help="sentences (default: one per stdin line)")
+    translate.add_argument("--beam", type=int, help="beam size (default: greedy)")
+    translate.add_argument("--batch-size", type=int, help="sentences per batch")
+    translate.set_defaults(func=cmd_translate)
+
+    evaluate = commands.add_parser("evaluate", help="BLEU and chrF on a test TSV")
+    evaluate.add_argument("run", help="run directory or checkpoint file")
+    evaluate.add_argument("test", help="TSV, by default target TAB source (Tatoeba layout)")
+    evaluate.add_argument("--beam", type=int, help="beam size (default: greedy)")
+    evaluate.add_argument("--src-column", type=int, default=1)
+    evaluate.add_argument("--tgt-column", type=int, default=0)
+    evaluate.add_argument("--hyp-out", help="where to write hypotheses (default TEST.hyp)")
+    evaluate.add_argument("--json", action="store_true", help="print scores as JSON")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    data = commands.add_parser("data", help="download corpora")
+    data.add_argument("name", choices=["tatoeba"], help="tatoeba: Mandarin-English export")
+    data.add_argument("--cache-dir", help="default $SEQEMBED_CACHE or ~/.cache/seqembed")
+    data.add_argument("--url", default=None, help="download address (default: manythings.org)")
+    data.add_argument("--force", action="store_true", help="download again")
+    data.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="seqembed: %(message)s",
+        stream=sys.stderr,
+    )
+    if getattr(args, "url", "unset") is None:
+        from seqembed.download import DEFAULT_TATOEBA_URL
+
+        args.url = DEFAULT_TATOEBA_URL
+    try:
+        return args.func(args)
+    except InputError as error:
+        if args.debug:
+            raise
+        _err(f"seqembed: error: {error}")
+        return 2
+    except KeyboardInterrupt:
+        _err("seqembed: interrupted")
+        return 130

@@ -1,0 +1,294 @@
+"""Typed configuration: frozen dataclasses with defaults in one place.
+
+A run is described by one ``Config``. It is read from YAML (``load_config``),
+amended by ``--set section.key=value`` overrides, validated, and written back
+into the run directory and the checkpoint as a plain dict. Unknown sections or
+keys, wrong types and out-of-range values are errors that name the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from seqembed.errors import InputError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # Column layout of a TSV corpus, 0-based. Tatoeba's export is
+    # English TAB Chinese TAB attribution, so the source (Chinese) is column 1.
+    src_column: int = 1
+    tgt_column: int = 0
+    # "jieba": segment raw Chinese; "pretokenized": split on whitespace as given;
+    # "char": one token per character (a fallback for unusual scripts).
+    src_segmentation: Literal["jieba", "pretokenized", "char"] = "jieba"
+    # Optional jieba user dictionary ("word [freq] [tag]" per line). Its text is
+    # stored in the checkpoint so translation segments exactly as training did.
+    user_dict: str | None = None
+    # "moses": sacremoses tokenizer/detokenizer; "pretokenized": whitespace.
+    tgt_tokenization: Literal["moses", "pretokenized"] = "moses"
+    lowercase: bool = True
+    # Pairs with a side longer than this many tokens are skipped (and counted).
+    max_tokens: int = 50
+    # Lines longer than this many characters are skipped before segmentation.
+    max_chars: int = 1000
+    # Held-out sizes in pairs, each capped at heldout_fraction of the corpus.
+    valid_size: int = 1000
+    test_size: int = 1000
+    heldout_fraction: float = 0.1
+    split_seed: int = 1
+
+
+@dataclass(frozen=True)
+class VocabConfig:
+    min_freq: int = 2
+    max_size: int = 50_000
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    emb_size: int = 256
+    hidden_size: int = 512
+    num_layers: int = 1
+    dropout: float = 0.2
+    # A bidirectional encoder has hidden_size // 2 units per direction; the two
+    # final states are concatenated, which bridges them to the decoder's size.
+    bidirectional: bool = True
+    attention: Literal["none", "luong", "bahdanau"] = "luong"
+    # Luong's score function: "dot" (h.T m) or "general" (h.T W m).
+    luong_score: Literal["dot", "general"] = "general"
+    # Luong input feeding: the previous attentional vector joins the decoder
+    # input. Better context at the price of a step-by-step decoder in training.
+    input_feed: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    lr_schedule: Literal["plateau", "step", "none"] = "plateau"
+    lr_decay: float = 0.5
+    lr_patience: int = 1  # plateau: epochs without improvement before decay
+    lr_step_epochs: int = 5  # step: decay every this many epochs
+    min_lr: float = 1e-5
+    clip_norm: float = 5.0
+    # Probability of feeding the gold previous token; below 1.0 the decoder
+    # sometimes sees its own greedy prediction (scheduled sampling).
+    teacher_forcing: float = 1.0
+    label_smoothing: float = 0.0
+    # Early stopping watches the validation BLEU (or loss) each epoch.
+    early_stopping_metric: Literal["bleu", "loss"] = "bleu"
+    patience: int = 5
+    max_minutes: float | None = None
+    seed: int = 1
+    # torch intra-op threads; 0 keeps torch's default.
+    threads: int = 0
+    # Decode at most this many validation pairs per epoch for BLEU (0: all).
+    valid_bleu_max: int = 1000
+    # Keep a float16 copy of both embedding matrices every N epochs (0: never),
+    # so later analysis can see how the vectors moved during training.
+    embedding_snapshot_every: int = 1
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    beam_size: int = 1
+    # GNMT length penalty ((5 + len) / 6) ** alpha; 0 disables it.
+    length_penalty: float = 1.0
+    # Output length cap: max_len_a * source_length + max_len_b tokens.
+    max_len_a: float = 2.0
+    max_len_b: int = 10
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    vocab: VocabConfig = field(default_factory=VocabConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+# Values that must be positive (> 0) or non-negative (>= 0).
+_POSITIVE = {
+    "data.max_tokens", "data.max_chars", "vocab.min_freq", "vocab.max_size",
+    "model.emb_size", "model.hidden_size", "model.num_layers", "train.epochs",
+    "train.batch_size", "train.lr", "train.lr_decay", "train.lr_step_epochs",
+    "train.clip_norm", "decode.beam_size", "decode.batch_size", "decode.max_len_a",
+}
+_NON_NEGATIVE = {
+    "data.valid_size", "data.test_size", "data.heldout_fraction", "model.dropout",
+    "train.lr_patience", "train.min_lr", "train.teacher_forcing",
+    "train.label_smoothing", "train.patience", "train.threads",
+    "train.valid_bleu_max", "train.embedding_snapshot_every",
+    "decode.length_penalty", "decode.max_len_b",
+}
+_AT_MOST_ONE = {
+    "model.dropout", "train.teacher_forcing", "train.label_smoothing",
+    "data.heldout_fraction", "train.lr_decay",
+}
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    """Build a validated Config from a nested dict; missing keys take defaults."""
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping of sections", source)
+    sections = {}
+    hints = typing.get_type_hints(Config)
+    for name, values in raw.items():
+        if name not in hints:
+            raise InputError(
+                f"unknown section '{name}' (known: {', '.join(hints)})", source
+            )
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise InputError(f"section '{name}' must be a mapping", source)
+        sections[name] = _build_section(hints[name], name, values, source)
+    config = Config(**sections)
+    _validate(config, source)
+    return config
+
+
+def _build_section(cls: type, section: str, values: dict, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise InputError(
+                f"unknown key '{section}.{key}' (known: {', '.join(hints)})", source
+            )
+        kwargs[key] = _coerce(value, hints[key], f"{section}.{key}", source)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Check ``value`` against the annotation; ints are accepted for floats."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key, source)
+            except InputError as error:
+                errors.append(str(error))
+        raise InputError(errors[-1].split(": ", 1)[-1], source)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            choices = ", ".join(map(str, allowed))
+            raise InputError(f"{key} must be one of {choices}, got {value!r}", source)
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    type_name = getattr(hint, "__name__", str(hint))
+    raise InputError(f"{key} must be {type_name}, got {value!r}", source)
+
+
+def _validate(config: Config, source: str) -> None:
+    flat = {
+        f"{section}.{key}": value
+        for section, values in to_dict(config).items()
+        for key, value in values.items()
+    }
+    for key, value in flat.items():
+        if value is None:
+            continue
+        if key in _POSITIVE and value <= 0:
+            raise InputError(f"{key} must be > 0, got {value}", source)
+        if key in _NON_NEGATIVE and value < 0:
+            raise InputError(f"{key} must be >= 0, got {value}", source)
+        if key in _AT_MOST_ONE and value > 1:
+            raise InputError(f"{key} must be <= 1, got {value}", source)
+    if flat["train.max_minutes"] is not None and flat["train.max_minutes"] <= 0:
+        raise InputError("train.max_minutes must be > 0", source)
+    model = config.model
+    if model.bidirectional and model.hidden_size % 2:
+        raise InputError(
+            "model.hidden_size must be even for a bidirectional encoder", source
+        )
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Parse ``section.key=value``; the value is read as YAML (1e-3, true, null)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise InputError(f"--set expects section.key=value, got {text!r}")
+    dotted, raw_value = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+    except yaml.YAMLError:
+        value = raw_value
+    return section, key, value
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] = (),
+    base: Config | None = None,
+) -> Config:
+    """Defaults (or ``base``) <- YAML file <- ``--set`` overrides, validated."""
+    raw = to_dict(base or Config())
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError("config file not found", path) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"cannot read config: {error}", path) from None
+        try:
+            loaded = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            line = mark.line + 1 if mark else None
+            raise InputError(f"invalid YAML: {error}".splitlines()[0], path, line)
+        if not isinstance(loaded, dict):
+            raise InputError("expected a mapping of sections", path)
+        from_dict(loaded, str(path))  # unknown keys and types, named by file
+        for section, values in loaded.items():
+            raw[section].update(values or {})
+    for text in overrides:
+        section, key, value = parse_override(text)
+        if section not in raw:
+            raise InputError(f"--set {text}: unknown section '{section}'")
+        if key not in raw[section]:
+            known = ", ".join(raw[section])
+            raise InputError(f"--set {text}: unknown key '{section}.{key}' ({known})")
+        raw[section][key] = value
+    return from_dict(raw, "--set" if overrides else str(path or "config"))
+
+
+def save_config(config: Config, path: Path) -> None:
+    path.write_text(
+        yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )

@@ -1,0 +1,107 @@
+"""Batches: bucketing by length, padding, and the teacher-forcing shift.
+
+One batch of B pairs, padded to the longest sentence on each side::
+
+    src      (B, S)   我  爱  自然 语言 处理 <PAD>     src_lengths (B,) = [5, ...]
+    tgt_in   (B, T)   <SOS> i  love natural language processing
+    tgt_out  (B, T)   i  love natural language processing <EOS>
+
+``tgt_out`` is ``tgt_in`` shifted left by one: at step t the decoder reads
+tgt_in[t] and is trained to predict tgt_out[t]. Padding is index 0 and is
+ignored by the loss.
+
+The batch order of an epoch is a pure function of (seed, epoch), so training
+interrupted mid-epoch can resume at the same batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from seqembed.vocab import EOS, PAD, SOS
+
+# Sort within windows of this many batches: enough to group similar lengths
+# (little padding), small enough that batches still mix across the corpus.
+BUCKET_WINDOW = 50
+
+
+@dataclass
+class Batch:
+    src: torch.Tensor  # (B, S) source ids, PAD-padded
+    src_lengths: torch.Tensor  # (B,) true source lengths, on the CPU
+    tgt_in: torch.Tensor  # (B, T) <SOS> + target
+    tgt_out: torch.Tensor  # (B, T) target + <EOS>
+
+    @property
+    def n_tgt_tokens(self) -> int:
+        return int((self.tgt_out != PAD).sum())
+
+    @property
+    def n_src_tokens(self) -> int:
+        return int(self.src_lengths.sum())
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(
+            self.src.to(device),
+            self.src_lengths,
+            self.tgt_in.to(device),
+            self.tgt_out.to(device),
+        )
+
+
+def pad(sequences: list[list[int]], prefix: int | None = None, suffix: int | None = None):
+    """Stack id lists into a (B, longest) tensor, padded with PAD."""
+    extra = (prefix is not None) + (suffix is not None)
+    longest = max(len(s) for s in sequences) + extra
+    out = torch.full((len(sequences), longest), PAD, dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        full = ([prefix] if prefix is not None else []) + ids
+        full = full + ([suffix] if suffix is not None else [])
+        out[row, : len(full)] = torch.tensor(full, dtype=torch.long)
+    return out
+
+
+def collate(src: list[list[int]], tgt: list[list[int]]) -> Batch:
+    # An empty source (all its words were unknown or filtered) still needs one
+    # step for the packed LSTM, so it is encoded as a lone <EOS>.
+    src = [ids if ids else [EOS] for ids in src]
+    return Batch(
+        src=pad(src),
+        src_lengths=torch.tensor([len(ids) for ids in src], dtype=torch.long),
+        tgt_in=pad(tgt, prefix=SOS),
+        tgt_out=pad(tgt, suffix=EOS),
+    )
+
+
+def epoch_batches(
+    src_lengths: list[int],
+    tgt_lengths: list[int],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool = True,
+) -> list[list[int]]:
+    """Indices of each batch of one epoch, bucketed by length.
+
+    Shuffle all pairs, sort each window of ``BUCKET_WINDOW`` batches by length,
+    cut it into batches, then shuffle the batches. Without ``shuffle`` the
+    pairs are only sorted by length (for evaluation).
+    """
+    n = len(src_lengths)
+    if not shuffle:
+        order = sorted(range(n), key=lambda i: (src_lengths[i], tgt_lengths[i]))
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=generator).tolist()
+    window = batch_size * BUCKET_WINDOW
+    batches = []
+    for start in range(0, n, window):
+        chunk = sorted(
+            order[start : start + window],
+            key=lambda i: (src_lengths[i], tgt_lengths[i]),
+        )
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    permutation = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in permutation]

@@ -1,0 +1,137 @@
+"""Translate text with a trained model, and score translations with sacrebleu."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seqembed.checkpoint import load_checkpoint, restore_model
+from seqembed.config import Config
+from seqembed.data import collate, epoch_batches
+from seqembed.decoding import beam_search, greedy_decode, max_output_length
+from seqembed.model import Seq2Seq
+from seqembed.segment import ChineseSegmenter, EnglishTokenizer
+from seqembed.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+# Source sentences are cut to this many tokens: a 10,000-character line still
+# translates (its start), instead of taking minutes or all memory.
+MAX_SOURCE_TOKENS = 400
+
+
+class Translator:
+    """A model with its vocabularies and the run's own text processing."""
+
+    def __init__(
+        self,
+        model: Seq2Seq,
+        config: Config,
+        src_vocab: Vocab,
+        tgt_vocab: Vocab,
+        user_dict: str | None = None,
+    ):
+        self.model = model.eval()
+        self.config = config
+        self.src_vocab = src_vocab
+        self.tgt_vocab = tgt_vocab
+        self.segmenter = ChineseSegmenter(config.data.src_segmentation, user_dict)
+        self.tokenizer = EnglishTokenizer(
+            config.data.tgt_tokenization, config.data.lowercase
+        )
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> Translator:
+        state = load_checkpoint(Path(path))
+        model, config, src_vocab, tgt_vocab = restore_model(state)
+        return cls(model, config, src_vocab, tgt_vocab, state.get("user_dict"))
+
+    def translate(
+        self, texts: list[str], beam_size: int | None = None, batch_size: int | None = None
+    ) -> list[str]:
+        """Raw source sentences in, detokenised target sentences out, in order."""
+        tokens = [self.segmenter(text) for text in texts]
+        outputs = self.translate_tokens(tokens, beam_size, batch_size)
+        return [self.tokenizer.detokenize(words) for words in outputs]
+
+    def translate_tokens(
+        self,
+        sentences: list[list[str]],
+        beam_size: int | None = None,
+        batch_size: int | None = None,
+    ) -> list[list[str]]:
+        decode = self.config.decode
+        beam_size = beam_size or decode.beam_size
+        batch_size = batch_size or decode.batch_size
+        ids = []
+        for words in sentences:
+            if len(words) > MAX_SOURCE_TOKENS:
+                log.warning(
+                    "input of %d tokens cut to its first %d", len(words), MAX_SOURCE_TOKENS
+                )
+                words = words[:MAX_SOURCE_TOKENS]
+            ids.append(self.src_vocab.encode(words))
+        lengths = [max(1, len(x)) for x in ids]
+        results: list[list[str]] = [[] for _ in ids]
+        was_training = self.model.training
+        self.model.eval()
+        # Sort by length so each batch pads little; results go back in order.
+        for batch_index in epoch_batches(lengths, lengths, batch_size, 0, 0, shuffle=False):
+            batch = collate([ids[i] for i in batch_index], [[] for _ in batch_index])
+            max_len = max_output_length(batch.src_lengths, decode.max_len_a, decode.max_len_b)
+            if beam_size == 1:
+                hypotheses = greedy_decode(self.model, batch.src, batch.src_lengths, max_len)
+            else:
+                hypotheses = beam_search(
+                    self.model,
+                    batch.src,
+                    batch.src_lengths,
+                    beam_size,
+                    max_len,
+                    decode.length_penalty,
+                )
+            for i, hypothesis in zip(batch_index, hypotheses):
+                results[i] = self.tgt_vocab.decode(hypothesis.tokens)
+        self.model.train(was_training)
+        return results
+
+
+@dataclass
+class Scores:
+    bleu: float
+    chrf: float
+    bleu_signature: str
+    chrf_signature: str
+    n_sentences: int
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def score(hypotheses: list[str], references: list[str], lowercase: bool) -> Scores:
+    """Corpus BLEU and chrF with sacrebleu's default (13a) tokenisation.
+
+    ``lowercase`` matches a model trained on lowercased text: then the score is
+    case-insensitive, and the signature says so (``case:lc``).
+    """
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu = BLEU(lowercase=lowercase)
+    chrf = CHRF(lowercase=lowercase)
+    bleu_score = bleu.corpus_score(hypotheses, [references])
+    chrf_score = chrf.corpus_score(hypotheses, [references])
+    return Scores(
+        bleu=round(bleu_score.score, 2),
+        chrf=round(chrf_score.score, 2),
+        bleu_signature=str(bleu.get_signature()),
+        chrf_signature=str(chrf.get_signature()),
+        n_sentences=len(hypotheses),
+    )
+
+
+def set_threads(threads: int) -> None:
+    if threads > 0:
+        torch.set_num_threads(threads)

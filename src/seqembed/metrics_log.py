@@ -1,0 +1,55 @@
+"""What a run records as it trains: metrics (JSON lines + TensorBoard) and
+per-epoch embedding snapshots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+
+class MetricsLog:
+    """``metrics.jsonl`` (one JSON object per validation), TensorBoard scalars
+    under ``tensorboard/``, and ``embeddings/epoch-NNNN.pt`` snapshots."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self._writer = None
+
+    def write(self, metrics: dict) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(metrics, ensure_ascii=False) + "\n")
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+        for key, value in metrics.items():
+            if key not in ("epoch", "step") and isinstance(value, (int, float)):
+                self._writer.add_scalar(key, value, metrics["step"])
+        self._writer.flush()
+
+    def write_embeddings(self, epoch: int, model) -> None:
+        """Both embedding matrices in float16: small enough to keep every epoch."""
+        folder = self.run_dir / "embeddings"
+        folder.mkdir(exist_ok=True)
+        torch.save(
+            {
+                "epoch": epoch,
+                "src": model.encoder.embedding.weight.detach().half().clone(),
+                "tgt": model.decoder.embedding.weight.detach().half().clone(),
+            },
+            folder / f"epoch-{epoch:04d}.pt",
+        )
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

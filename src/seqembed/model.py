@@ -1,0 +1,294 @@
+"""The LSTM encoder-decoder, read top to bottom: Encoder, attention, Decoder, Seq2Seq.
+
+Without attention this is the design document's model: the encoder's final
+LSTM state is the whole sentence's context and the decoder's initial state.
+Attention (Luong or Bahdanau) is an option on top, over the encoder outputs.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqembed.config import ModelConfig
+from seqembed.vocab import PAD
+
+# A decoder state: LSTM (h, c), each (num_layers, B, hidden), and the vector fed
+# back into the next input (Luong input feeding) or None.
+DecoderState = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+class Encoder(nn.Module):
+    """Embedding (padding_idx 0) + LSTM over a packed, padded batch."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ):
+        super().__init__()
+        self.bidirectional = bidirectional
+        self.num_layers = num_layers
+        self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=PAD)
+        self.dropout = nn.Dropout(dropout)
+        per_direction = hidden_size // 2 if bidirectional else hidden_size
+        self.lstm = nn.LSTM(
+            emb_size,
+            per_direction,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+        )
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor):
+        embedded = self.dropout(self.embedding(src))  # (B, S, emb)
+        packed = pack_padded_sequence(
+            embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        packed_out, (h, c) = self.lstm(packed)
+        memory, _ = pad_packed_sequence(
+            packed_out, batch_first=True, total_length=src.size(1)
+        )  # (B, S, hidden)
+        if self.bidirectional:
+            h, c = self._join_directions(h), self._join_directions(c)
+        return memory, (h, c)  # h, c: (num_layers, B, hidden)
+
+    def _join_directions(self, state: torch.Tensor) -> torch.Tensor:
+        # (layers * 2, B, hidden/2) -> (layers, B, hidden): [forward; backward]
+        layers2, batch, half = state.shape
+        state = state.view(self.num_layers, 2, batch, half)
+        return torch.cat([state[:, 0], state[:, 1]], dim=-1)
+
+
+class LuongAttention(nn.Module):
+    """Luong, Pham & Manning 2015, eq. (8), global attention.
+
+    score(h_t, m_s) = h_t . m_s (dot) or h_t . W_a m_s (general), softmax over
+    the source positions; padded positions get no weight.
+    """
+
+    def __init__(self, hidden_size: int, score: str = "general"):
+        super().__init__()
+        self.key = nn.Linear(hidden_size, hidden_size, bias=False) if score == "general" else None
+
+    def keys(self, memory: torch.Tensor) -> torch.Tensor:
+        return self.key(memory) if self.key is not None else memory
+
+    def forward(self, query, keys, memory, src_mask):
+        # query (B, T, H); keys, memory (B, S, H); src_mask (B, S), True = word
+        scores = torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
+        scores = scores.masked_fill(~src_mask.unsqueeze(1), float("-inf"))
+        weights = F.softmax(scores, dim=-1)  # (B, T, S)
+        return torch.bmm(weights, memory), weights  # (B, T, H), (B, T, S)
+
+
+class BahdanauAttention(nn.Module):
+    """Bahdanau, Cho & Bengio 2015, eq. (6), additive attention.
+
+    e_ts = v . tanh(W_q s_{t-1} + W_k m_s): the query is the decoder state
+    *before* step t, so the context can feed that step's input.
+    """
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.key = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.query = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.energy = nn.Linear(hidden_size, 1, bias=False)
+
+    def keys(self, memory: torch.Tensor) -> torch.Tensor:
+        return self.key(memory)
+
+    def forward(self, query, keys, memory, src_mask):
+        # query (B, T, H) -> (B, T, 1, H) + keys (B, 1, S, H)
+        energy = torch.tanh(self.query(query).unsqueeze(2) + keys.unsqueeze(1))
+        scores = self.energy(energy).squeeze(-1)  # (B, T, S)
+        scores = scores.masked_fill(~src_mask.unsqueeze(1), float("-inf"))
+        weights = F.softmax(scores, dim=-1)
+        return torch.bmm(weights, memory), weights
+
+
+@dataclass
+class EncodedSource:
+    """What the decoder attends to; every tensor has the batch first."""
+
+    memory: torch.Tensor  # (B, S, H) encoder outputs
+    keys: torch.Tensor | None  # (B, S, H) attention keys, precomputed once
+    src_mask: torch.Tensor  # (B, S) True at real words
+
+    def index_select(self, index: torch.Tensor) -> EncodedSource:
+        return EncodedSource(
+            self.memory.index_select(0, index),
+            None if self.keys is None else self.keys.index_select(0, index),
+            self.src_mask.index_select(0, index),
+        )
+
+
+def reorder_state(state: DecoderState, index: torch.Tensor) -> DecoderState:
+    """Pick batch rows of a decoder state (beam search reordering)."""
+    h, c, feed = state
+    return (
+        h.index_select(1, index),
+        c.index_select(1, index),
+        None if feed is None else feed.index_select(0, index),
+    )
+
+
+class Decoder(nn.Module):
+    """Embedding + LSTM + output projection, optionally with attention.
+
+    Per step t, with y_{t-1} the previous target word and s the LSTM state:
+
+    * none:      s_t = LSTM(emb(y_{t-1}), s_{t-1});  logits = W_o s_t
+    * luong:     s_t = LSTM(emb(y_{t-1}) [; a_{t-1}], s_{t-1});  c_t = attn(s_t)
+                 a_t = tanh(W_c [s_t; c_t]);  logits = W_o a_t
+    * bahdanau:  c_t = attn(s_{t-1});  s_t = LSTM([emb(y_{t-1}); c_t], s_{t-1})
+                 a_t = tanh(W_c [s_t; c_t]);  logits = W_o a_t
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        attention: str = "none",
+        luong_score: str = "general",
+        input_feed: bool = False,
+    ):
+        super().__init__()
+        self.attention_type = attention
+        self.input_feed = attention == "luong" and input_feed
+        self.hidden_size = hidden_size
+        self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=PAD)
+        self.dropout = nn.Dropout(dropout)
+        feeds_vector = self.input_feed or attention == "bahdanau"
+        self.lstm = nn.LSTM(
+            emb_size + (hidden_size if feeds_vector else 0),
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        if attention == "luong":
+            self.attention = LuongAttention(hidden_size, luong_score)
+        elif attention == "bahdanau":
+            self.attention = BahdanauAttention(hidden_size)
+        else:
+            self.attention = None
+        if self.attention is not None:
+            self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)
+        self.output_projection = nn.Linear(hidden_size, vocab_size)
+
+    @property
+    def parallel_over_time(self) -> bool:
+        """True when no step's input depends on the previous step's output,
+        so teacher-forced training runs the LSTM over all steps in one call."""
+        return self.attention_type == "none" or (
+            self.attention_type == "luong" and not self.input_feed
+        )
+
+    def initial_state(self, encoder_state, batch_size: int) -> DecoderState:
+        h, c = encoder_state
+        feed = h.new_zeros(batch_size, self.hidden_size) if self.input_feed else None
+        return h, c, feed
+
+    def forward_parallel(self, tgt_in, state: DecoderState, source: EncodedSource):
+        """All steps at once (teacher forcing); returns logits (B, T, V)."""
+        h, c, _ = state
+        embedded = self.dropout(self.embedding(tgt_in))  # (B, T, emb)
+        outputs, _ = self.lstm(embedded, (h, c))  # (B, T, H)
+        if self.attention is not None:
+            context, _ = self.attention(outputs, source.keys, source.memory, source.src_mask)
+            outputs = torch.tanh(self.combine(torch.cat([outputs, context], dim=-1)))
+        return self.output_projection(self.dropout(outputs))  # (B, T, V)
+
+    def step(self, tokens, state: DecoderState, source: EncodedSource):
+        """One step for a batch of previous tokens (B,).
+
+        Returns logits (B, V), the new state, and attention weights (B, S) or None.
+        """
+        h, c, feed = state
+        embedded = self.dropout(self.embedding(tokens)).unsqueeze(1)  # (B, 1, emb)
+        weights = None
+        if self.attention_type == "bahdanau":
+            query = h[-1].unsqueeze(1)  # (B, 1, H): the state before this step
+            context, weights = self.attention(query, source.keys, source.memory, source.src_mask)
+            embedded = torch.cat([embedded, context], dim=-1)
+        elif self.input_feed:
+            embedded = torch.cat([embedded, feed.unsqueeze(1)], dim=-1)
+        output, (h, c) = self.lstm(embedded, (h, c))  # output (B, 1, H)
+        if self.attention_type == "luong":
+            context, weights = self.attention(output, source.keys, source.memory, source.src_mask)
+        if self.attention is not None:
+            output = torch.tanh(self.combine(torch.cat([output, context], dim=-1)))
+        output = output.squeeze(1)  # (B, H)
+        logits = self.output_projection(self.dropout(output))
+        new_feed = output if self.input_feed else None
+        return logits, (h, c, new_feed), None if weights is None else weights.squeeze(1)
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, encoder: Encoder, decoder: Decoder):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int):
+        """The one place that reads a ModelConfig."""
+        encoder = Encoder(
+            src_vocab_size,
+            config.emb_size,
+            config.hidden_size,
+            config.num_layers,
+            config.dropout,
+            config.bidirectional,
+        )
+        decoder = Decoder(
+            tgt_vocab_size,
+            config.emb_size,
+            config.hidden_size,
+            config.num_layers,
+            config.dropout,
+            config.attention,
+            config.luong_score,
+            config.input_feed,
+        )
+        return cls(encoder, decoder)
+
+    def encode(self, src, src_lengths) -> tuple[EncodedSource, DecoderState]:
+        memory, encoder_state = self.encoder(src, src_lengths)
+        attention = self.decoder.attention
+        source = EncodedSource(
+            memory=memory,
+            keys=attention.keys(memory) if attention is not None else None,
+            src_mask=src != PAD,
+        )
+        return source, self.decoder.initial_state(encoder_state, src.size(0))
+
+    def forward(self, src, src_lengths, tgt_in, teacher_forcing: float = 1.0):
+        """Training forward pass; returns logits (B, T, V)."""
+        source, state = self.encode(src, src_lengths)
+        if teacher_forcing >= 1.0 and self.decoder.parallel_over_time:
+            return self.decoder.forward_parallel(tgt_in, state, source)
+        all_logits = []
+        tokens = tgt_in[:, 0]
+        for t in range(tgt_in.size(1)):
+            logits, state, _ = self.decoder.step(tokens, state, source)
+            all_logits.append(logits)
+            if t + 1 < tgt_in.size(1):
+                # Scheduled sampling: sometimes feed the model's own guess.
+                use_gold = teacher_forcing >= 1.0 or random.random() < teacher_forcing
+                tokens = tgt_in[:, t + 1] if use_gold else logits.argmax(-1)
+        return torch.stack(all_logits, dim=1)  # (B, T, V)

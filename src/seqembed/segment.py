@@ -1,0 +1,117 @@
+"""Chinese word segmentation and English tokenisation.
+
+Both sides are normalised first (Unicode NFKC, whitespace collapsed), so that
+full-width Latin letters and punctuation match their ASCII forms in training
+and at translation time alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import unicodedata
+from functools import cached_property
+
+from seqembed.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def normalize(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+class ChineseSegmenter:
+    """Split a sentence into words.
+
+    ``mode`` is "jieba" (raw text, segmented by jieba with an optional user
+    dictionary), "pretokenized" (words already separated by spaces) or "char".
+    jieba splits 今天天气很好 as 今天天气 / 很 / 好; a user dictionary line
+    ``天气 2000`` is how a user makes it split 今天 / 天气.
+    """
+
+    def __init__(self, mode: str = "jieba", user_dict_text: str | None = None):
+        if mode not in ("jieba", "pretokenized", "char"):
+            raise InputError(f"unknown segmentation mode {mode!r}")
+        self.mode = mode
+        self.user_dict_text = user_dict_text
+
+    @cached_property
+    def _jieba(self):
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        # A private Tokenizer, so user dictionaries never leak between runs.
+        tokenizer = jieba.Tokenizer()
+        tokenizer.initialize()
+        if self.user_dict_text:
+            # jieba reads user dictionaries from files only.
+            with tempfile.NamedTemporaryFile(
+                "w", suffix=".txt", encoding="utf-8", delete=False
+            ) as handle:
+                handle.write(self.user_dict_text)
+            try:
+                tokenizer.load_userdict(handle.name)
+            finally:
+                os.unlink(handle.name)
+        return tokenizer
+
+    def __call__(self, text: str) -> list[str]:
+        text = normalize(text)
+        if self.mode == "pretokenized":
+            return text.split()
+        if self.mode == "char":
+            return [char for char in text if not char.isspace()]
+        return [word for word in self._jieba.lcut(text) if word.strip()]
+
+
+def read_user_dict(path) -> str:
+    """Read a jieba user dictionary, checking each line's shape."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise InputError("user dictionary not found", path) from None
+    except UnicodeDecodeError:
+        raise InputError("user dictionary is not valid UTF-8", path) from None
+    except OSError as error:
+        raise InputError(f"cannot read user dictionary: {error.strerror}", path)
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if len(fields) > 1 and not fields[1].isdigit():
+            raise InputError(f"expected 'word [freq] [tag]', got {line!r}", path, number)
+    return text
+
+
+class EnglishTokenizer:
+    """Moses tokenisation (or whitespace), optional lowercasing, detokenisation.
+
+    BLEU is computed on ``detokenize`` output against the raw reference, so the
+    tokenisation here never leaks into the score.
+    """
+
+    def __init__(self, mode: str = "moses", lowercase: bool = True):
+        if mode not in ("moses", "pretokenized"):
+            raise InputError(f"unknown tokenization mode {mode!r}")
+        self.mode = mode
+        self.lowercase = lowercase
+
+    @cached_property
+    def _moses(self):
+        from sacremoses import MosesDetokenizer, MosesTokenizer
+
+        return MosesTokenizer(lang="en"), MosesDetokenizer(lang="en")
+
+    def tokenize(self, text: str) -> list[str]:
+        text = normalize(text)
+        if self.lowercase:
+            text = text.lower()
+        if self.mode == "pretokenized":
+            return text.split()
+        return self._moses[0].tokenize(text, escape=False)
+
+    def detokenize(self, tokens: list[str]) -> str:
+        if self.mode == "pretokenized":
+            return " ".join(tokens)
+        return self._moses[1].detokenize(tokens)

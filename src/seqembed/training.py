@@ -1,0 +1,397 @@
+"""Training: prepare the data, then the loop in named phases.
+
+The loop (``train``) reads top to bottom: set up, then per epoch run the
+batches, validate, adjust the learning rate, keep checkpoints, and stop early,
+at the epoch limit or at the wall-clock budget. Everything else is a helper.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from seqembed.checkpoint import load_checkpoint, save_checkpoint
+from seqembed.config import Config, from_dict, save_config, to_dict
+from seqembed.corpus import Pair, SkipCounts, deduplicate, heldout_size, split_pairs, write_tsv
+from seqembed.corpus import read_tsv
+from seqembed.data import Batch, collate, epoch_batches
+from seqembed.errors import InputError
+from seqembed.evaluation import Translator, score
+from seqembed.metrics_log import MetricsLog
+from seqembed.model import Seq2Seq
+from seqembed.segment import ChineseSegmenter, EnglishTokenizer
+from seqembed.vocab import PAD, Vocab
+
+log = logging.getLogger(__name__)
+
+
+class Reporter(Protocol):
+    """What the training loop tells its caller (the CLI draws a progress bar)."""
+
+    def epoch_start(self, epoch: int, n_batches: int, done: int) -> None: ...
+    def step(self, loss: float, tgt_tokens_per_s: float) -> None: ...
+    def epoch_end(self, metrics: dict) -> None: ...
+
+
+class LogReporter:
+    def epoch_start(self, epoch, n_batches, done):
+        log.info("epoch %d: %d batches", epoch, n_batches)
+
+    def step(self, loss, tgt_tokens_per_s):
+        pass
+
+    def epoch_end(self, metrics):
+        log.info("epoch %d: %s", metrics["epoch"], metrics)
+
+
+@dataclass
+class Split:
+    """One side of the split: raw pairs and their tokens."""
+
+    pairs: list[Pair]
+    src: list[list[str]] = field(default_factory=list)
+    tgt: list[list[str]] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    best_metric: float | None
+    stopped_because: str
+    final_metrics: dict
+
+
+# ---------------------------------------------------------------- data
+
+
+def split_corpus(
+    pairs: list[Pair], config: Config, run_dir: Path
+) -> dict[str, list[Pair]]:
+    """Deduplicate, split without shared sentences, write the splits to RUN/data."""
+    unique = deduplicate(pairs)
+    if len(unique) < len(pairs):
+        log.info("removed %d duplicate pairs", len(pairs) - len(unique))
+    data = config.data
+    fraction = data.heldout_fraction
+    splits = split_pairs(
+        unique,
+        valid_size=heldout_size(len(unique), data.valid_size, fraction),
+        test_size=heldout_size(len(unique), data.test_size, fraction),
+        seed=data.split_seed,
+    )
+    if not splits["train"]:
+        raise InputError("the corpus is too small: no pairs left for training")
+    (run_dir / "data").mkdir(parents=True, exist_ok=True)
+    for name, side in splits.items():
+        write_tsv(side, run_dir / "data" / f"{name}.tsv")
+    return splits
+
+
+def read_splits(run_dir: Path) -> dict[str, list[Pair]]:
+    """The splits a run wrote (Tatoeba layout: target TAB source)."""
+    splits = {}
+    for name in ("train", "valid", "test"):
+        path = run_dir / "data" / f"{name}.tsv"
+        if path.exists() and path.stat().st_size:
+            splits[name] = read_tsv(path, 1, 0, 10**9, SkipCounts())
+        else:
+            splits[name] = []
+    return splits
+
+
+def tokenize_splits(
+    splits: dict[str, list[Pair]],
+    config: Config,
+    segmenter: ChineseSegmenter,
+    tokenizer: EnglishTokenizer,
+    skips: SkipCounts,
+) -> dict[str, Split]:
+    """Segment both sides; training pairs longer than max_tokens are skipped."""
+    limit = config.data.max_tokens
+    result = {}
+    for name, pairs in splits.items():
+        split = Split(pairs=pairs)
+        for pair in pairs:
+            src, tgt = segmenter(pair.src), tokenizer.tokenize(pair.tgt)
+            if name == "train" and (len(src) > limit or len(tgt) > limit):
+                skips.add("too long")
+                continue
+            if name == "train" and (not src or not tgt):
+                skips.add("empty after tokenisation")
+                continue
+            split.src.append(src)
+            split.tgt.append(tgt[:limit])
+        result[name] = split
+    return result
+
+
+# ---------------------------------------------------------------- steps
+
+
+def run_batch(model: Seq2Seq, batch: Batch, criterion, teacher_forcing: float):
+    """Forward pass; returns the summed loss over target tokens."""
+    logits = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing)
+    return criterion(logits.reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1))
+
+
+def train_step(model, batch, optimizer, criterion, config: Config) -> float:
+    optimizer.zero_grad(set_to_none=True)
+    loss_sum = run_batch(model, batch, criterion, config.train.teacher_forcing)
+    loss = loss_sum / batch.n_tgt_tokens  # mean over real target tokens
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_norm)
+    optimizer.step()
+    return loss.item()
+
+
+@torch.no_grad()
+def validation_loss(model, src_ids, tgt_ids, batch_size: int) -> float:
+    model.eval()
+    criterion = nn.CrossEntropyLoss(ignore_index=PAD, reduction="sum")
+    lengths = [len(x) for x in src_ids]
+    total, tokens = 0.0, 0
+    for index in epoch_batches(lengths, lengths, batch_size, 0, 0, shuffle=False):
+        batch = collate([src_ids[i] for i in index], [tgt_ids[i] for i in index])
+        total += float(run_batch(model, batch, criterion, 1.0))
+        tokens += batch.n_tgt_tokens
+    model.train()
+    return total / max(tokens, 1)
+
+
+def make_scheduler(optimizer, config: Config):
+    train = config.train
+    if train.lr_schedule == "plateau":
+        mode = "max" if train.early_stopping_metric == "bleu" else "min"
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=train.lr_decay,
+            patience=train.lr_patience, min_lr=train.min_lr,
+        )
+    if train.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=train.lr_step_epochs, gamma=train.lr_decay
+        )
+    return None
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+
+
+def _as_tuple(value):
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def train(
+    config: Config,
+    run_dir: Path,
+    pairs: list[Pair] | None = None,
+    *,
+    resume: bool = False,
+    user_dict: str | None = None,
+    reporter: Reporter | None = None,
+) -> TrainResult:
+    """Train on ``pairs`` (or, with ``resume``, continue the run in ``run_dir``)."""
+    reporter = reporter or LogReporter()
+    run_dir = Path(run_dir)
+    started = time.monotonic()
+
+    # -- set up: config, data, vocabularies, model, optimiser
+    checkpoint = None
+    if resume:
+        checkpoint = load_checkpoint(run_dir / "last.pt")
+        saved = from_dict(checkpoint["config"], "checkpoint")
+        # Only the budget and the epoch limit may change on resume.
+        config = from_dict(
+            {**to_dict(saved), "train": {**to_dict(saved)["train"],
+                                         "epochs": config.train.epochs,
+                                         "max_minutes": config.train.max_minutes}}
+        )
+        user_dict = checkpoint.get("user_dict")
+        splits = read_splits(run_dir)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        splits = split_corpus(pairs, config, run_dir)
+    save_config(config, run_dir / "config.yaml")
+    train_cfg = config.train
+    torch.manual_seed(train_cfg.seed)
+    random.seed(train_cfg.seed)
+    if train_cfg.threads > 0:
+        torch.set_num_threads(train_cfg.threads)
+
+    segmenter = ChineseSegmenter(config.data.src_segmentation, user_dict)
+    tokenizer = EnglishTokenizer(config.data.tgt_tokenization, config.data.lowercase)
+    skips = SkipCounts()
+    data = tokenize_splits(splits, config, segmenter, tokenizer, skips)
+    if skips.total:
+        log.warning("%s", skips.summary())
+    if resume:
+        src_vocab = Vocab.from_dict(checkpoint["src_vocab"])
+        tgt_vocab = Vocab.from_dict(checkpoint["tgt_vocab"])
+    else:
+        src_vocab = Vocab.build(data["train"].src, config.vocab.min_freq, config.vocab.max_size)
+        tgt_vocab = Vocab.build(data["train"].tgt, config.vocab.min_freq, config.vocab.max_size)
+    src_vocab.save(run_dir / "vocab.src.tsv")
+    tgt_vocab.save(run_dir / "vocab.tgt.tsv")
+    train_src = [src_vocab.encode(s) for s in data["train"].src]
+    train_tgt = [tgt_vocab.encode(t) for t in data["train"].tgt]
+    valid = data["valid"] if data["valid"].pairs else data["train"]
+    valid_src = [src_vocab.encode(s) for s in valid.src]
+    valid_tgt = [tgt_vocab.encode(t) for t in valid.tgt]
+
+    model = Seq2Seq.from_config(config.model, len(src_vocab), len(tgt_vocab))
+    initial_embeddings = {
+        "src": model.encoder.embedding.weight.detach().clone(),
+        "tgt": model.decoder.embedding.weight.detach().clone(),
+    }
+    optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
+    scheduler = make_scheduler(optimizer, config)
+    criterion = nn.CrossEntropyLoss(
+        ignore_index=PAD, reduction="sum", label_smoothing=train_cfg.label_smoothing
+    )
+    counters = {"epoch": 1, "position": 0, "step": 0, "best": None, "bad_epochs": 0,
+                "elapsed_s": 0.0}
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        initial_embeddings = checkpoint["initial_embeddings"]
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if scheduler is not None and checkpoint.get("scheduler"):
+            scheduler.load_state_dict(checkpoint["scheduler"])
+        counters.update(checkpoint["counters"])
+        set_rng_state(checkpoint["rng"])
+        log.info("resuming at epoch %d, batch %d", counters["epoch"], counters["position"])
+    translator = Translator(model, config, src_vocab, tgt_vocab, user_dict)
+    metrics_log = MetricsLog(run_dir)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("model: %d parameters; vocab src %d, tgt %d; train %d pairs",
+             n_params, len(src_vocab), len(tgt_vocab), len(train_src))
+    if not resume:
+        metrics_log.write_embeddings(0, model)
+
+    def checkpoint_state() -> dict:
+        return {
+            "config": to_dict(config),
+            "src_vocab": src_vocab.to_dict(),
+            "tgt_vocab": tgt_vocab.to_dict(),
+            "user_dict": user_dict,
+            "model": model.state_dict(),
+            "initial_embeddings": initial_embeddings,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "counters": dict(counters),
+            "rng": rng_state(),
+        }
+
+    budget_s = train_cfg.max_minutes * 60 if train_cfg.max_minutes else math.inf
+    # The budget is per invocation: `--resume --max-minutes 10` trains 10 more.
+    time_left = lambda: budget_s - (time.monotonic() - started)  # noqa: E731
+    stopped_because = "epoch limit"
+    last_metrics: dict = {}
+    model.train()
+
+    # -- the epochs
+    while counters["epoch"] <= train_cfg.epochs:
+        epoch = counters["epoch"]
+        batches = epoch_batches(
+            [len(s) for s in train_src], [len(t) for t in train_tgt],
+            train_cfg.batch_size, train_cfg.seed, epoch,
+        )
+        reporter.epoch_start(epoch, len(batches), counters["position"])
+        epoch_loss, epoch_tokens, tick = 0.0, 0, time.monotonic()
+        out_of_time = False
+        while counters["position"] < len(batches):
+            index = batches[counters["position"]]
+            batch = collate([train_src[i] for i in index], [train_tgt[i] for i in index])
+            loss = train_step(model, batch, optimizer, criterion, config)
+            counters["position"] += 1
+            counters["step"] += 1
+            epoch_loss += loss * batch.n_tgt_tokens
+            epoch_tokens += batch.n_tgt_tokens
+            reporter.step(loss, epoch_tokens / max(time.monotonic() - tick, 1e-9))
+            if time_left() <= 0:
+                out_of_time = True
+                break
+        epoch_complete = counters["position"] >= len(batches)
+
+        # -- validate: loss, and BLEU on detokenised greedy output
+        metrics = {
+            "epoch": epoch,
+            "step": counters["step"],
+            "train_loss": epoch_loss / max(epoch_tokens, 1),
+            "valid_loss": validation_loss(model, valid_src, valid_tgt, config.decode.batch_size),
+            "lr": optimizer.param_groups[0]["lr"],
+            "tgt_tokens_per_s": epoch_tokens / max(time.monotonic() - tick, 1e-9),
+        }
+        limit = train_cfg.valid_bleu_max or len(valid.pairs)
+        hypotheses = translator.translate_tokens(valid.src[:limit], beam_size=1)
+        scores = score(
+            [tokenizer.detokenize(h) for h in hypotheses],
+            [pair.tgt for pair in valid.pairs[:limit]],
+            config.data.lowercase,
+        )
+        metrics.update(valid_bleu=scores.bleu, valid_chrf=scores.chrf)
+        metrics["elapsed_s"] = counters["elapsed_s"] + time.monotonic() - started
+
+        # -- learning rate, best checkpoint, early stopping
+        watched = metrics["valid_bleu" if train_cfg.early_stopping_metric == "bleu"
+                          else "valid_loss"]
+        sign = 1 if train_cfg.early_stopping_metric == "bleu" else -1
+        improved = counters["best"] is None or sign * watched > sign * counters["best"]
+        if improved:
+            counters["best"], counters["bad_epochs"] = watched, 0
+        elif epoch_complete:
+            counters["bad_epochs"] += 1
+        if epoch_complete:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(watched)
+            elif scheduler is not None:
+                scheduler.step()
+            counters["epoch"] += 1
+            counters["position"] = 0
+        metrics_log.write(metrics)
+        if epoch_complete and train_cfg.embedding_snapshot_every and (
+            epoch % train_cfg.embedding_snapshot_every == 0
+        ):
+            metrics_log.write_embeddings(epoch, model)
+        reporter.epoch_end(metrics)
+        last_metrics = metrics
+
+        # -- checkpoints: last always, best when improved
+        elapsed = counters["elapsed_s"] + time.monotonic() - started
+        state = checkpoint_state()
+        state["counters"]["elapsed_s"] = elapsed
+        save_checkpoint(state, run_dir / "last.pt")
+        if improved:
+            save_checkpoint(state, run_dir / "best.pt")
+
+        if out_of_time:
+            stopped_because = f"time budget ({train_cfg.max_minutes:g} min)"
+            break
+        if counters["bad_epochs"] >= train_cfg.patience > 0:
+            stopped_because = f"early stopping (no improvement in {train_cfg.patience} epochs)"
+            break
+
+    metrics_log.close()
+    return TrainResult(
+        run_dir=run_dir,
+        epochs_done=counters["epoch"] - 1,
+        best_metric=counters["best"],
+        stopped_because=stopped_because,
+        final_metrics=last_metrics,
+    )

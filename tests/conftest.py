@@ -1,0 +1,44 @@
+"""Shared fixtures: the real Tatoeba file (skipped when absent) and small
+trained runs, built once per session on the toy and built-in corpora."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqembed.demo import builtin_pairs, builtin_user_dict, demo_config, seed_pairs
+from seqembed.training import train
+
+# Tests share the 2 cores with whatever else runs; spinning OpenMP threads
+# would make them several times slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+torch.set_num_threads(1)
+
+TATOEBA = Path(__file__).resolve().parents[2] / "shared/data/tatoeba-cmn-eng/cmn-eng.tsv"
+
+
+@pytest.fixture(scope="session")
+def tatoeba_tsv() -> Path:
+    if not TATOEBA.is_file():
+        pytest.skip(f"shared Tatoeba data not found at {TATOEBA}")
+    return TATOEBA
+
+
+@pytest.fixture(scope="session")
+def seed_run(tmp_path_factory) -> Path:
+    """The design document's experiment, trained once (seed 1)."""
+    run_dir = tmp_path_factory.mktemp("seed-run")
+    train(demo_config(seed_example=True, seed=1), run_dir, seed_pairs())
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def builtin_run(tmp_path_factory) -> Path:
+    """A short attention run on the built-in corpus (raw Chinese, jieba)."""
+    run_dir = tmp_path_factory.mktemp("builtin-run")
+    config = demo_config(seed_example=False, seed=3, extra=["train.epochs=12"])
+    train(config, run_dir, builtin_pairs(), user_dict=builtin_user_dict())
+    return run_dir

@@ -1,0 +1,52 @@
+import torch
+
+from seqembed.data import collate
+from seqembed.decoding import beam_search, greedy_decode
+from seqembed.evaluation import Translator
+from seqembed.training import read_splits
+
+
+def encoded_test_batch(translator, run_dir, n=24):
+    pairs = read_splits(run_dir)["train"][:n] + read_splits(run_dir)["test"][:n]
+    ids = [translator.src_vocab.encode(translator.segmenter(p.src)) for p in pairs]
+    return collate(ids, [[] for _ in ids])
+
+
+def test_beam_1_equals_greedy(builtin_run):
+    translator = Translator.from_checkpoint(builtin_run)
+    batch = encoded_test_batch(translator, builtin_run)
+    greedy = greedy_decode(translator.model, batch.src, batch.src_lengths, 30)
+    beam = beam_search(translator.model, batch.src, batch.src_lengths, 1, 30, alpha=0.0)
+    assert [h.tokens for h in beam] == [h.tokens for h in greedy]
+    torch.testing.assert_close(
+        torch.tensor([h.score for h in beam]), torch.tensor([h.score for h in greedy])
+    )
+
+
+def test_beam_finds_at_least_greedy_probability(builtin_run):
+    translator = Translator.from_checkpoint(builtin_run)
+    batch = encoded_test_batch(translator, builtin_run)
+    greedy = greedy_decode(translator.model, batch.src, batch.src_lengths, 30)
+    beam = beam_search(translator.model, batch.src, batch.src_lengths, 5, 30, alpha=0.0)
+    for g, b in zip(greedy, beam):
+        assert b.score >= g.score - 1e-4
+
+
+def test_batched_beam_equals_one_sentence_at_a_time(builtin_run):
+    translator = Translator.from_checkpoint(builtin_run)
+    batch = encoded_test_batch(translator, builtin_run, n=6)
+    together = beam_search(translator.model, batch.src, batch.src_lengths, 4, 30)
+    for row, hypothesis in enumerate(together):
+        length = int(batch.src_lengths[row])
+        alone = beam_search(translator.model, batch.src[row : row + 1, :length],
+                            batch.src_lengths[row : row + 1], 4, 30)
+        assert alone[0].tokens == hypothesis.tokens
+
+
+def test_greedy_keeps_attention_for_each_output_word(builtin_run):
+    translator = Translator.from_checkpoint(builtin_run)
+    batch = encoded_test_batch(translator, builtin_run, n=3)
+    for row, h in enumerate(greedy_decode(translator.model, batch.src, batch.src_lengths,
+                                          30, keep_attention=True)):
+        assert h.attention.shape == (len(h.tokens) + 1, batch.src.size(1))
+        assert torch.all(h.attention[:, int(batch.src_lengths[row]):] == 0)

@@ -292,6 +292,6 @@ def test_cli_data_tatoeba_end_to_end(server, tmp_path):
     # A fresh cache: the first one would answer without asking the server.
     missing = run_cli(server.url("/missing.zip"), cache=tmp_path / "empty")
     assert missing.returncode == 2
-    assert len(missing.stderr.strip().splitlines()) == 1
-    assert "404" in missing.stderr
+    errors = [x for x in missing.stderr.splitlines() if x.startswith("seqembed: error:")]
+    assert len(errors) == 1 and "404" in errors[0]
     assert "Traceback" not in missing.stderr

@@ -290,7 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    # `translate RUN --beam 4 TEXT...`: argparse stops filling a nargs="*"
+    # positional at the first option, so sentences after options come back here.
+    if extras and args.command == "translate" and not any(x.startswith("-") for x in extras):
+        args.text += extras
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="seqembed: %(message)s",

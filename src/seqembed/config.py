@@ -67,6 +67,12 @@ class ModelConfig:
     # Luong input feeding: the previous attentional vector joins the decoder
     # input. Better context at the price of a step-by-step decoder in training.
     input_feed: bool = False
+    # "pytorch": each layer's own default (nn.Embedding rows from N(0, 1), as in
+    # the design document). "uniform": every parameter from U(-init_range,
+    # init_range), as OpenNMT-py does; N(0, 1) embeddings saturate the LSTM
+    # gates of a 256-dimensional model and slow early training.
+    init: Literal["pytorch", "uniform"] = "uniform"
+    init_range: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,7 @@ _POSITIVE = {
     "data.max_tokens", "data.max_chars", "vocab.min_freq", "vocab.max_size",
     "model.emb_size", "model.hidden_size", "model.num_layers", "train.epochs",
     "train.batch_size", "train.lr", "train.lr_decay", "train.lr_step_epochs",
-    "train.clip_norm", "decode.beam_size", "decode.batch_size", "decode.max_len_a",
+    "train.clip_norm", "decode.beam_size", "model.init_range", "decode.batch_size", "decode.max_len_a",
 }
 _NON_NEGATIVE = {
     "data.valid_size", "data.test_size", "data.heldout_fraction", "model.dropout",

@@ -36,6 +36,7 @@ SEED_EXAMPLE_SETTINGS = [
     "model.dropout=0",
     "model.bidirectional=false",
     "model.attention=none",
+    "model.init=pytorch",  # nn.Embedding's N(0, 1) rows, as in the design
     "train.epochs=50",
     "train.batch_size=1",
     "train.lr=0.001",  # Adam's default

@@ -265,7 +265,15 @@ class Seq2Seq(nn.Module):
             config.luong_score,
             config.input_feed,
         )
-        return cls(encoder, decoder)
+        model = cls(encoder, decoder)
+        if config.init == "uniform":
+            for parameter in model.parameters():
+                nn.init.uniform_(parameter, -config.init_range, config.init_range)
+            # Keep the padding rows at zero, as padding_idx promises.
+            with torch.no_grad():
+                encoder.embedding.weight[PAD].zero_()
+                decoder.embedding.weight[PAD].zero_()
+        return model
 
     def encode(self, src, src_lengths) -> tuple[EncodedSource, DecoderState]:
         memory, encoder_state = self.encoder(src, src_lengths)

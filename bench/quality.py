@@ -54,11 +54,18 @@ def evaluate(run_dir: Path, beam: int) -> dict:
     refs = [p.tgt for p in test]
     scores = score(hyps, refs, lowercase=True)
     peer = sacrebleu.corpus_bleu(
-        [peer_tokens(h) for h in hyps], [[peer_tokens(r) for r in refs]], tokenize="none"
+        [peer_tokens(h) for h in hyps],
+        [[peer_tokens(r) for r in refs]],
+        tokenize="none",
     )
-    return {"bleu": scores.bleu, "chrf": scores.chrf, "peer_bleu": round(peer.score, 2),
-            "sent_per_s": len(test) / seconds, "n": len(test),
-            "signature": scores.bleu_signature}
+    return {
+        "bleu": scores.bleu,
+        "chrf": scores.chrf,
+        "peer_bleu": round(peer.score, 2),
+        "sent_per_s": len(test) / seconds,
+        "n": len(test),
+        "signature": scores.bleu_signature,
+    }
 
 
 def main() -> int:
@@ -78,27 +85,40 @@ def main() -> int:
     rows = []
     for attention in [args.only] if args.only else ["luong", "none"]:
         run_dir = args.out / f"attention-{attention}"
-        config = load_config(None, [f"model.attention={attention}",
-                                    f"train.max_minutes={args.minutes_each}",
-                                    f"train.threads={args.threads}"])
+        config = load_config(
+            None,
+            [
+                f"model.attention={attention}",
+                f"train.max_minutes={args.minutes_each}",
+                f"train.threads={args.threads}",
+            ],
+        )
         started = time.monotonic()
         result = train(config, run_dir, pairs)
         minutes = (time.monotonic() - started) / 60
         tokens_per_s = result.final_metrics.get("tgt_tokens_per_s", 0.0)
         for beam in (1, 5):
             figures = evaluate(run_dir, beam)
-            rows.append((attention, beam, result.epochs_done, minutes, tokens_per_s, figures))
+            rows.append(
+                (attention, beam, result.epochs_done, minutes, tokens_per_s, figures)
+            )
 
-    print(f"\nTatoeba cmn->eng, test split of {rows[0][5]['n']} pairs; "
-          f"sacrebleu {rows[0][5]['signature']}")
-    print("| attention | decoding | epochs | train min | tgt tok/s | BLEU | chrF "
-          "| peer-style BLEU | sent/s |")
+    print(
+        f"\nTatoeba cmn->eng, test split of {rows[0][5]['n']} pairs; "
+        f"sacrebleu {rows[0][5]['signature']}"
+    )
+    print(
+        "| attention | decoding | epochs | train min | tgt tok/s | BLEU | chrF "
+        "| peer-style BLEU | sent/s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for attention, beam, epochs, minutes, tps, f in rows:
         decoding = "greedy" if beam == 1 else f"beam {beam}"
-        print(f"| {attention} | {decoding} | {epochs} | {minutes:.1f} | {tps:,.0f} | "
-              f"{f['bleu']:.1f} | {f['chrf']:.1f} | {f['peer_bleu']:.1f} | "
-              f"{f['sent_per_s']:.0f} |")
+        print(
+            f"| {attention} | {decoding} | {epochs} | {minutes:.1f} | {tps:,.0f} | "
+            f"{f['bleu']:.1f} | {f['chrf']:.1f} | {f['peer_bleu']:.1f} | "
+            f"{f['sent_per_s']:.0f} |"
+        )
     return 0
 
 

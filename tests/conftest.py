@@ -17,7 +17,9 @@ from seqembed.training import train
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 torch.set_num_threads(1)
 
-TATOEBA = Path(__file__).resolve().parents[2] / "shared/data/tatoeba-cmn-eng/cmn-eng.tsv"
+TATOEBA = (
+    Path(__file__).resolve().parents[2] / "shared/data/tatoeba-cmn-eng/cmn-eng.tsv"
+)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,12 @@ def seqembed(*args, stdin=None, cwd=None):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     return subprocess.run(
         [sys.executable, "-m", "seqembed", *map(str, args)],
-        input=stdin, capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -46,12 +51,19 @@ def test_seed_example_demo_prints_losses_and_exact_translations(seed_demo):
 
 def test_translate_prints_one_line_per_input_line(seed_demo):
     out, _ = seed_demo
-    lines = [zh for zh, _ in SEED_PAIRS] + ["", "   ", "完全 未知 的 词", "学习 " * 3000]
+    lines = [zh for zh, _ in SEED_PAIRS] + [
+        "",
+        "   ",
+        "完全 未知 的 词",
+        "学习 " * 3000,
+    ]
     result = seqembed("translate", out, stdin="\n".join(lines) + "\n")
     assert result.returncode == 0, result.stderr
     outputs = result.stdout.split("\n")[:-1]
     assert len(outputs) == len(lines)
     assert outputs[:5] == [en for _, en in SEED_PAIRS]
+    assert outputs[5:7] == ["", ""]  # empty and blank input: empty output
+    assert outputs[7] and outputs[8]  # unknown words, 9,000 characters: a result
     beam = seqembed("translate", out / "last.pt", "--beam", 4, "今天 天气 很 好")
     assert beam.stdout == "Today weather is good\n"
 
@@ -59,14 +71,29 @@ def test_translate_prints_one_line_per_input_line(seed_demo):
 def test_train_translate_evaluate_on_a_small_tsv(tmp_path):
     corpus = tmp_path / "corpus.tsv"
     rows = [f"{en}\t{zh.replace(' ', '')}\tattribution" for zh, en in SEED_PAIRS * 2]
-    corpus.write_text("\n".join(rows + ["", "Too many words\t" + "好" * 2000]) + "\n",
-                      encoding="utf-8")
+    corpus.write_text(
+        "\n".join(rows + ["", "Too many words\t" + "好" * 2000]) + "\n",
+        encoding="utf-8",
+    )
     config = tmp_path / "c.yaml"
-    config.write_text("model:\n  emb_size: 32\n  hidden_size: 32\ntrain:\n  epochs: 3\n")
+    config.write_text(
+        "model:\n  emb_size: 32\n  hidden_size: 32\ntrain:\n  epochs: 3\n"
+    )
     run = tmp_path / "run"
-    result = seqembed("train", corpus, "--out", run, "--config", config,
-                      "--set", "model.attention=bahdanau", "--set", "vocab.min_freq=1",
-                      "--max-minutes", "0.5")
+    result = seqembed(
+        "train",
+        corpus,
+        "--out",
+        run,
+        "--config",
+        config,
+        "--set",
+        "model.attention=bahdanau",
+        "--set",
+        "vocab.min_freq=1",
+        "--max-minutes",
+        "0.5",
+    )
     assert result.returncode == 0, result.stderr
     assert "skipped 2 lines: 1 empty, 1 too long" in result.stderr
     assert "removed 5 duplicate pairs" in result.stderr
@@ -89,7 +116,9 @@ def test_train_translate_evaluate_on_a_small_tsv(tmp_path):
 def test_aligned_files_and_their_length_mismatch(tmp_path):
     (tmp_path / "src.txt").write_text("我 爱\n今天\n", encoding="utf-8")
     (tmp_path / "tgt.txt").write_text("I love\n", encoding="utf-8")
-    result = seqembed("train", tmp_path / "src.txt", tmp_path / "tgt.txt", "--out", tmp_path / "r")
+    result = seqembed(
+        "train", tmp_path / "src.txt", tmp_path / "tgt.txt", "--out", tmp_path / "r"
+    )
     assert_clean_error(result, "src.txt", "has 2 lines", "has 1")
 
 
@@ -97,7 +126,10 @@ def test_aligned_files_and_their_length_mismatch(tmp_path):
     "content, fragments",
     [
         (b"", ["corpus.tsv", "empty"]),
-        (b"Hi\t\xe4\xbd\xa0\xe5\xa5\xbd\nno columns here\n", ["corpus.tsv:2:", "columns"]),
+        (
+            b"Hi\t\xe4\xbd\xa0\xe5\xa5\xbd\nno columns here\n",
+            ["corpus.tsv:2:", "columns"],
+        ),
         (b"Hi\t\xe4\xbd\xa0\xe5\xa5\xbd\nHo\t\xc3\x28\n", ["corpus.tsv:2:", "UTF-8"]),
     ],
 )
@@ -108,15 +140,24 @@ def test_bad_corpus_gives_one_line_error(tmp_path, content, fragments):
 
 
 def test_missing_files_and_bad_settings(tmp_path):
-    assert_clean_error(seqembed("train", tmp_path / "nope.tsv", "--out", tmp_path / "r"),
-                       "nope.tsv", "not found")
+    assert_clean_error(
+        seqembed("train", tmp_path / "nope.tsv", "--out", tmp_path / "r"),
+        "nope.tsv",
+        "not found",
+    )
     assert_clean_error(seqembed("translate", tmp_path / "nope", "hi"), "not found")
-    assert_clean_error(seqembed("train", tmp_path / "x", "--out", tmp_path / "r",
-                                "--set", "model.size=3"), "unknown key 'model.size'")
+    assert_clean_error(
+        seqembed(
+            "train", tmp_path / "x", "--out", tmp_path / "r", "--set", "model.size=3"
+        ),
+        "unknown key 'model.size'",
+    )
     (tmp_path / "fake.pt").write_bytes(b"not a checkpoint")
     assert_clean_error(seqembed("translate", tmp_path / "fake.pt", "hi"), "fake.pt")
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    result = seqembed("--debug", "train", tmp_path / "nope.tsv", "--out", tmp_path / "r")
+    result = seqembed(
+        "--debug", "train", tmp_path / "nope.tsv", "--out", tmp_path / "r"
+    )
     assert result.returncode != 0 and "Traceback" in result.stderr

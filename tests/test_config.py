@@ -11,7 +11,9 @@ def test_defaults_round_trip_through_dict():
 
 def test_yaml_and_overrides_apply_in_order(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("model:\n  attention: bahdanau\n  hidden_size: 64\ntrain:\n  lr: 0.01\n")
+    path.write_text(
+        "model:\n  attention: bahdanau\n  hidden_size: 64\ntrain:\n  lr: 0.01\n"
+    )
     config = load_config(path, ["train.lr=2e-3", "model.attention=none"])
     assert config.model.hidden_size == 64
     assert config.model.attention == "none"

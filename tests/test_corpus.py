@@ -14,8 +14,13 @@ from seqembed.segment import normalize
 
 
 def read(path, **kw):
-    return read_tsv(path, kw.get("src", 1), kw.get("tgt", 0), kw.get("max_chars", 1000),
-                    kw.get("skips", SkipCounts()))
+    return read_tsv(
+        path,
+        kw.get("src", 1),
+        kw.get("tgt", 0),
+        kw.get("max_chars", 1000),
+        kw.get("skips", SkipCounts()),
+    )
 
 
 def test_tatoeba_layout_extra_columns_bom_and_crlf(tmp_path):
@@ -86,8 +91,14 @@ def assert_leak_free(splits):
 
 
 def test_split_groups_pairs_that_share_a_sentence():
-    pairs = [Pair("甲", "a", 1), Pair("乙", "a", 2), Pair("乙", "b", 3), Pair("丙", "c", 4),
-             Pair("丁", "d", 5), Pair("戊", "e", 6)]
+    pairs = [
+        Pair("甲", "a", 1),
+        Pair("乙", "a", 2),
+        Pair("乙", "b", 3),
+        Pair("丙", "c", 4),
+        Pair("丁", "d", 5),
+        Pair("戊", "e", 6),
+    ]
     for seed in range(20):
         splits = split_pairs(pairs, valid_size=1, test_size=1, seed=seed)
         assert_leak_free(splits)

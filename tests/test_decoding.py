@@ -38,15 +38,23 @@ def test_batched_beam_equals_one_sentence_at_a_time(builtin_run):
     together = beam_search(translator.model, batch.src, batch.src_lengths, 4, 30)
     for row, hypothesis in enumerate(together):
         length = int(batch.src_lengths[row])
-        alone = beam_search(translator.model, batch.src[row : row + 1, :length],
-                            batch.src_lengths[row : row + 1], 4, 30)
+        alone = beam_search(
+            translator.model,
+            batch.src[row : row + 1, :length],
+            batch.src_lengths[row : row + 1],
+            4,
+            30,
+        )
         assert alone[0].tokens == hypothesis.tokens
 
 
 def test_greedy_keeps_attention_for_each_output_word(builtin_run):
     translator = Translator.from_checkpoint(builtin_run)
     batch = encoded_test_batch(translator, builtin_run, n=3)
-    for row, h in enumerate(greedy_decode(translator.model, batch.src, batch.src_lengths,
-                                          30, keep_attention=True)):
+    for row, h in enumerate(
+        greedy_decode(
+            translator.model, batch.src, batch.src_lengths, 30, keep_attention=True
+        )
+    ):
         assert h.attention.shape == (len(h.tokens) + 1, batch.src.size(1))
-        assert torch.all(h.attention[:, int(batch.src_lengths[row]):] == 0)
+        assert torch.all(h.attention[:, int(batch.src_lengths[row]) :] == 0)

@@ -292,6 +292,8 @@ def test_cli_data_tatoeba_end_to_end(server, tmp_path):
     # A fresh cache: the first one would answer without asking the server.
     missing = run_cli(server.url("/missing.zip"), cache=tmp_path / "empty")
     assert missing.returncode == 2
-    errors = [x for x in missing.stderr.splitlines() if x.startswith("seqembed: error:")]
+    errors = [
+        x for x in missing.stderr.splitlines() if x.startswith("seqembed: error:")
+    ]
     assert len(errors) == 1 and "404" in errors[0]
     assert "Traceback" not in missing.stderr

@@ -13,9 +13,16 @@ TGT = [[4, 5, 6], [7, 8, 9, 10, 11], [12]]
 
 def make(attention="luong", bidirectional=True, input_feed=False, num_layers=1, **kw):
     torch.manual_seed(0)
-    config = ModelConfig(emb_size=16, hidden_size=24, num_layers=num_layers, dropout=0.0,
-                         bidirectional=bidirectional, attention=attention,
-                         input_feed=input_feed, **kw)
+    config = ModelConfig(
+        emb_size=16,
+        hidden_size=24,
+        num_layers=num_layers,
+        dropout=0.0,
+        bidirectional=bidirectional,
+        attention=attention,
+        input_feed=input_feed,
+        **kw,
+    )
     return Seq2Seq.from_config(config, 20, 15).eval()
 
 
@@ -55,8 +62,9 @@ def test_packing_matches_no_packing(kw):
             alone = collate([SRC[row]], [TGT[row]])
             single = model(alone.src, alone.src_lengths, alone.tgt_in)
             steps = len(TGT[row]) + 1
-            torch.testing.assert_close(together[row, :steps], single[0, :steps],
-                                       atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(
+                together[row, :steps], single[0, :steps], atol=1e-5, rtol=1e-5
+            )
 
 
 @pytest.mark.parametrize("kw", [k for k in ALL if k["attention"] != "none"])

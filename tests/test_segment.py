@@ -31,4 +31,7 @@ def test_moses_tokenise_lowercase_and_detokenise_round_trip():
 
 
 def test_case_can_be_kept():
-    assert EnglishTokenizer("moses", lowercase=False).tokenize("Hi Tom") == ["Hi", "Tom"]
+    assert EnglishTokenizer("moses", lowercase=False).tokenize("Hi Tom") == [
+        "Hi",
+        "Tom",
+    ]

@@ -12,18 +12,31 @@ from seqembed.training import train
 @pytest.mark.parametrize("seed", [2, 3, 4, 5])
 def test_seed_example_learns_all_five_pairs_for_every_seed(tmp_path, seed):
     result = train(demo_config(seed_example=True, seed=seed), tmp_path, seed_pairs())
-    metrics = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    metrics = [
+        json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    ]
     assert len(metrics) == 50
     assert metrics[0]["train_loss"] > 1.0
     assert result.final_metrics["train_loss"] < 0.1
     translator = Translator.from_checkpoint(tmp_path / "last.pt")
-    assert translator.translate([zh for zh, _ in SEED_PAIRS]) == [en for _, en in SEED_PAIRS]
+    assert translator.translate([zh for zh, _ in SEED_PAIRS]) == [
+        en for _, en in SEED_PAIRS
+    ]
 
 
 def test_seed_run_directory_holds_everything(seed_run):
     names = {p.name for p in seed_run.iterdir()}
-    assert {"last.pt", "best.pt", "config.yaml", "vocab.src.tsv", "vocab.tgt.tsv",
-            "metrics.jsonl", "tensorboard", "embeddings", "data"} <= names
+    assert {
+        "last.pt",
+        "best.pt",
+        "config.yaml",
+        "vocab.src.tsv",
+        "vocab.tgt.tsv",
+        "metrics.jsonl",
+        "tensorboard",
+        "embeddings",
+        "data",
+    } <= names
     assert len(list((seed_run / "embeddings").glob("epoch-*.pt"))) == 51
     assert list((seed_run / "tensorboard").glob("events.out.tfevents.*"))
 
@@ -31,7 +44,10 @@ def test_seed_run_directory_holds_everything(seed_run):
 def test_checkpoint_is_plain_data_with_initial_embeddings(seed_run):
     state = torch.load(seed_run / "last.pt", weights_only=True)
     assert state["config"]["model"]["emb_size"] == 64
-    initial, trained = state["initial_embeddings"]["src"], state["model"]["encoder.embedding.weight"]
+    initial, trained = (
+        state["initial_embeddings"]["src"],
+        state["model"]["encoder.embedding.weight"],
+    )
     assert initial.shape == trained.shape == (len(state["src_vocab"]["tokens"]), 64)
     assert not torch.equal(initial, trained)
     assert torch.all(initial[0] == 0)

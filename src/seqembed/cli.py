@@ -37,14 +37,21 @@ class ProgressReporter:
         from tqdm import tqdm
 
         self.bar = tqdm(
-            total=n_batches, initial=done, desc=f"epoch {epoch}/{self.epochs}",
-            unit="batch", leave=False, file=sys.stderr, dynamic_ncols=True,
+            total=n_batches,
+            initial=done,
+            desc=f"epoch {epoch}/{self.epochs}",
+            unit="batch",
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
             disable=None if not os.environ.get("SEQEMBED_PROGRESS") else False,
         )
 
     def step(self, loss, tgt_tokens_per_s):
         self.bar.update(1)
-        self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tgt_tokens_per_s:,.0f}", refresh=False)
+        self.bar.set_postfix(
+            loss=f"{loss:.3f}", tok_s=f"{tgt_tokens_per_s:,.0f}", refresh=False
+        )
 
     def epoch_end(self, m):
         self.bar.close()
@@ -82,7 +89,9 @@ def cmd_train(args) -> int:
     run_dir = Path(args.out)
     if args.resume:
         if not (run_dir / "last.pt").exists():
-            raise InputError("nothing to resume: no last.pt in the run directory", run_dir)
+            raise InputError(
+                "nothing to resume: no last.pt in the run directory", run_dir
+            )
         pairs, user_dict = None, None
     else:
         if not args.corpus:
@@ -97,20 +106,31 @@ def cmd_train(args) -> int:
         skips = SkipCounts()
         max_chars = config.data.max_chars
         if len(args.corpus) == 2:
-            pairs = read_aligned(Path(args.corpus[0]), Path(args.corpus[1]), max_chars, skips)
+            pairs = read_aligned(
+                Path(args.corpus[0]), Path(args.corpus[1]), max_chars, skips
+            )
         else:
             data = config.data
-            pairs = read_tsv(Path(args.corpus[0]), data.src_column, data.tgt_column,
-                             max_chars, skips)
+            pairs = read_tsv(
+                Path(args.corpus[0]), data.src_column, data.tgt_column, max_chars, skips
+            )
         if skips.total:
             log.warning("%s", skips.summary())
         log.info("read %d pairs", len(pairs))
         user_dict_path = args.user_dict or config.data.user_dict
         user_dict = read_user_dict(user_dict_path) if user_dict_path else None
-    result = train(config, run_dir, pairs, resume=args.resume, user_dict=user_dict,
-                   reporter=ProgressReporter(config.train.epochs))
-    _err(f"stopped: {result.stopped_because}; best {config.train.early_stopping_metric}"
-         f" {result.best_metric}; run directory: {run_dir}")
+    result = train(
+        config,
+        run_dir,
+        pairs,
+        resume=args.resume,
+        user_dict=user_dict,
+        reporter=ProgressReporter(config.train.epochs),
+    )
+    _err(
+        f"stopped: {result.stopped_because}; best {config.train.early_stopping_metric}"
+        f" {result.best_metric}; run directory: {run_dir}"
+    )
     return 0
 
 
@@ -125,7 +145,9 @@ def cmd_translate(args) -> int:
 
     translator = Translator.from_checkpoint(args.run)
     lines = _read_inputs(args.text)
-    outputs = translator.translate(lines, beam_size=args.beam, batch_size=args.batch_size)
+    outputs = translator.translate(
+        lines, beam_size=args.beam, batch_size=args.batch_size
+    )
     sys.stdout.write("".join(out + "\n" for out in outputs))
     return 0
 
@@ -135,21 +157,35 @@ def cmd_evaluate(args) -> int:
     from seqembed.evaluation import Translator, score
 
     translator = Translator.from_checkpoint(args.run)
-    pairs = read_tsv(Path(args.test), args.src_column, args.tgt_column, 10**9, SkipCounts())
+    pairs = read_tsv(
+        Path(args.test), args.src_column, args.tgt_column, 10**9, SkipCounts()
+    )
     started = time.perf_counter()
     hypotheses = translator.translate([p.src for p in pairs], beam_size=args.beam)
     seconds = time.perf_counter() - started
     scores = score(hypotheses, [p.tgt for p in pairs], translator.config.data.lowercase)
-    hyp_path = Path(args.hyp_out) if args.hyp_out else Path(args.test).with_suffix(".hyp")
+    hyp_path = (
+        Path(args.hyp_out) if args.hyp_out else Path(args.test).with_suffix(".hyp")
+    )
     hyp_path.write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
     if args.json:
-        print(json.dumps({**scores.as_dict(), "hypotheses": str(hyp_path),
-                          "beam_size": args.beam or translator.config.decode.beam_size,
-                          "decode_seconds": round(seconds, 3)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    **scores.as_dict(),
+                    "hypotheses": str(hyp_path),
+                    "beam_size": args.beam or translator.config.decode.beam_size,
+                    "decode_seconds": round(seconds, 3),
+                },
+                indent=2,
+            )
+        )
     else:
         print(f"BLEU {scores.bleu:.2f}  {scores.bleu_signature}")
         print(f"chrF {scores.chrf:.2f}  {scores.chrf_signature}")
-        _err(f"{scores.n_sentences} sentences in {seconds:.1f}s; hypotheses: {hyp_path}")
+        _err(
+            f"{scores.n_sentences} sentences in {seconds:.1f}s; hypotheses: {hyp_path}"
+        )
     return 0
 
 
@@ -163,7 +199,9 @@ def cmd_data(args) -> int:
 
     path = fetch_tatoeba(
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-        url=args.url, force=args.force, progress=progress,
+        url=args.url,
+        force=args.force,
+        progress=progress,
     )
     if sys.stderr.isatty():
         _err()
@@ -172,8 +210,13 @@ def cmd_data(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from seqembed.demo import (SEED_PAIRS, builtin_pairs, builtin_user_dict, demo_config,
-                               seed_pairs)
+    from seqembed.demo import (
+        SEED_PAIRS,
+        builtin_pairs,
+        builtin_user_dict,
+        demo_config,
+        seed_pairs,
+    )
     from seqembed.evaluation import Translator, score
     from seqembed.training import read_splits, train
 
@@ -186,13 +229,20 @@ def cmd_demo(args) -> int:
     config = demo_config(args.seed_example, args.seed)
     if args.seed_example:
         pairs, user_dict = seed_pairs(), None
-        _err("The design document's experiment: 5 pre-segmented pairs, 64-dim "
-             "embeddings, 1 LSTM layer, no attention, 50 epochs, Adam.")
+        _err(
+            "The design document's experiment: 5 pre-segmented pairs, 64-dim "
+            "embeddings, 1 LSTM layer, no attention, 50 epochs, Adam."
+        )
     else:
         pairs, user_dict = builtin_pairs(), builtin_user_dict()
         _err(f"Built-in corpus: {len(pairs)} Chinese-English pairs in 8 topics.")
-    result = train(config, out, pairs, user_dict=user_dict,
-                   reporter=ProgressReporter(config.train.epochs))
+    result = train(
+        config,
+        out,
+        pairs,
+        user_dict=user_dict,
+        reporter=ProgressReporter(config.train.epochs),
+    )
     translator = Translator.from_checkpoint(out / "last.pt")
     if args.seed_example:
         sources = [zh for zh, _ in SEED_PAIRS]
@@ -208,17 +258,23 @@ def cmd_demo(args) -> int:
         _err(f"  {source}  ->  {output}")
     if args.seed_example:
         exact = sum(o == r for o, r in zip(translator.translate(sources), references))
-        _err(f"\n{exact}/5 translated exactly; final training loss "
-             f"{result.final_metrics['train_loss']:.4f}")
+        _err(
+            f"\n{exact}/5 translated exactly; final training loss "
+            f"{result.final_metrics['train_loss']:.4f}"
+        )
     else:
         test = read_splits(out)["test"]
         hyps = translator.translate([p.src for p in test])
         scores = score(hyps, [p.tgt for p in test], config.data.lowercase)
-        _err(f"\nHeld-out test ({len(test)} pairs never seen in training): "
-             f"BLEU {scores.bleu:.1f}, chrF {scores.chrf:.1f}. A corpus this small "
-             "teaches the training sentences, not the language.")
-    _err(f"\nRun directory: {out}  (last.pt, best.pt, config.yaml, vocab.*.tsv, "
-         f"metrics.jsonl, tensorboard/, embeddings/)")
+        _err(
+            f"\nHeld-out test ({len(test)} pairs never seen in training): "
+            f"BLEU {scores.bleu:.1f}, chrF {scores.chrf:.1f}. A corpus this small "
+            "teaches the training sentences, not the language."
+        )
+    _err(
+        f"\nRun directory: {out}  (last.pt, best.pt, config.yaml, vocab.*.tsv, "
+        f"metrics.jsonl, tensorboard/, embeddings/)"
+    )
     _err(f"Done in {time.monotonic() - started:.0f}s.")
     return 0
 
@@ -229,60 +285,104 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqembed",
-        description="Train LSTM encoder-decoder translators and look inside their embeddings.",
+        description="Train LSTM encoder-decoder translators and look inside "
+        "their embeddings.",
     )
-    parser.add_argument("--version", action="version", version=f"seqembed {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--version", action="version", version=f"seqembed {__version__}"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks on errors"
+    )
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="train on built-in data and translate")
-    demo.add_argument("--out", help="run directory (default runs/demo or runs/seed-example)")
-    demo.add_argument("--seed-example", action="store_true",
-                      help="reproduce the design document's 5-pair experiment")
+    demo.add_argument(
+        "--out", help="run directory (default runs/demo or runs/seed-example)"
+    )
+    demo.add_argument(
+        "--seed-example",
+        action="store_true",
+        help="reproduce the design document's 5-pair experiment",
+    )
     demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     demo.set_defaults(func=cmd_demo)
 
     train = commands.add_parser("train", help="train a model on a parallel corpus")
-    train.add_argument("corpus", nargs="*", metavar="CORPUS",
-                       help="a TSV file, or a source file and a line-aligned target file")
+    train.add_argument(
+        "corpus",
+        nargs="*",
+        metavar="CORPUS",
+        help="a TSV file, or a source file and a line-aligned target file",
+    )
     train.add_argument("--out", required=True, help="run directory to create")
-    train.add_argument("--config", help="YAML config (sections data, vocab, model, train, decode)")
-    train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                       help="override one config value (repeatable)")
+    train.add_argument(
+        "--config", help="YAML config (sections data, vocab, model, train, decode)"
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value (repeatable)",
+    )
     train.add_argument("--max-minutes", type=float, help="wall-clock budget, e.g. 0.5")
     train.add_argument("--epochs", type=int, help="same as --set train.epochs=N")
     train.add_argument("--seed", type=int, help="same as --set train.seed=N")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its last checkpoint")
-    train.add_argument("--src-column", type=int, help="0-based source column (default 1)")
-    train.add_argument("--tgt-column", type=int, help="0-based target column (default 0)")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint",
+    )
+    train.add_argument(
+        "--src-column", type=int, help="0-based source column (default 1)"
+    )
+    train.add_argument(
+        "--tgt-column", type=int, help="0-based target column (default 0)"
+    )
     train.add_argument("--user-dict", help="jieba user dictionary for segmentation")
-    train.add_argument("--pretokenized", action="store_true",
-                       help="source is already segmented with spaces; keep it as it is")
+    train.add_argument(
+        "--pretokenized",
+        action="store_true",
+        help="source is already segmented with spaces; keep it as it is",
+    )
     train.set_defaults(func=cmd_train)
 
-    translate = commands.add_parser("translate", help="translate sentences (args or stdin)")
+    translate = commands.add_parser(
+        "translate", help="translate sentences (args or stdin)"
+    )
     translate.add_argument("run", help="run directory or checkpoint file")
-    translate.add_argument("text", nargs="*", help="sentences (default: one per stdin line)")
+    translate.add_argument(
+        "text", nargs="*", help="sentences (default: one per stdin line)"
+    )
     translate.add_argument("--beam", type=int, help="beam size (default: greedy)")
     translate.add_argument("--batch-size", type=int, help="sentences per batch")
     translate.set_defaults(func=cmd_translate)
 
     evaluate = commands.add_parser("evaluate", help="BLEU and chrF on a test TSV")
     evaluate.add_argument("run", help="run directory or checkpoint file")
-    evaluate.add_argument("test", help="TSV, by default target TAB source (Tatoeba layout)")
+    evaluate.add_argument(
+        "test", help="TSV, by default target TAB source (Tatoeba layout)"
+    )
     evaluate.add_argument("--beam", type=int, help="beam size (default: greedy)")
     evaluate.add_argument("--src-column", type=int, default=1)
     evaluate.add_argument("--tgt-column", type=int, default=0)
-    evaluate.add_argument("--hyp-out", help="where to write hypotheses (default TEST.hyp)")
+    evaluate.add_argument(
+        "--hyp-out", help="where to write hypotheses (default TEST.hyp)"
+    )
     evaluate.add_argument("--json", action="store_true", help="print scores as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
 
     data = commands.add_parser("data", help="download corpora")
-    data.add_argument("name", choices=["tatoeba"], help="tatoeba: Mandarin-English export")
-    data.add_argument("--cache-dir", help="default $SEQEMBED_CACHE or ~/.cache/seqembed")
-    data.add_argument("--url", default=None, help="download address (default: manythings.org)")
+    data.add_argument(
+        "name", choices=["tatoeba"], help="tatoeba: Mandarin-English export"
+    )
+    data.add_argument(
+        "--cache-dir", help="default $SEQEMBED_CACHE or ~/.cache/seqembed"
+    )
+    data.add_argument(
+        "--url", default=None, help="download address (default: manythings.org)"
+    )
     data.add_argument("--force", action="store_true", help="download again")
     data.set_defaults(func=cmd_data)
     return parser
@@ -293,7 +393,11 @@ def main(argv: list[str] | None = None) -> int:
     args, extras = parser.parse_known_args(argv)
     # `translate RUN --beam 4 TEXT...`: argparse stops filling a nargs="*"
     # positional at the first option, so sentences after options come back here.
-    if extras and args.command == "translate" and not any(x.startswith("-") for x in extras):
+    if (
+        extras
+        and args.command == "translate"
+        and not any(x.startswith("-") for x in extras)
+    ):
         args.text += extras
     elif extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")

@@ -126,21 +126,46 @@ class Config:
 
 # Values that must be positive (> 0) or non-negative (>= 0).
 _POSITIVE = {
-    "data.max_tokens", "data.max_chars", "vocab.min_freq", "vocab.max_size",
-    "model.emb_size", "model.hidden_size", "model.num_layers", "train.epochs",
-    "train.batch_size", "train.lr", "train.lr_decay", "train.lr_step_epochs",
-    "train.clip_norm", "decode.beam_size", "model.init_range", "decode.batch_size", "decode.max_len_a",
+    "data.max_tokens",
+    "data.max_chars",
+    "vocab.min_freq",
+    "vocab.max_size",
+    "model.emb_size",
+    "model.hidden_size",
+    "model.num_layers",
+    "train.epochs",
+    "train.batch_size",
+    "train.lr",
+    "train.lr_decay",
+    "train.lr_step_epochs",
+    "train.clip_norm",
+    "decode.beam_size",
+    "model.init_range",
+    "decode.batch_size",
+    "decode.max_len_a",
 }
 _NON_NEGATIVE = {
-    "data.valid_size", "data.test_size", "data.heldout_fraction", "model.dropout",
-    "train.lr_patience", "train.min_lr", "train.teacher_forcing",
-    "train.label_smoothing", "train.patience", "train.threads",
-    "train.valid_bleu_max", "train.embedding_snapshot_every",
-    "decode.length_penalty", "decode.max_len_b",
+    "data.valid_size",
+    "data.test_size",
+    "data.heldout_fraction",
+    "model.dropout",
+    "train.lr_patience",
+    "train.min_lr",
+    "train.teacher_forcing",
+    "train.label_smoothing",
+    "train.patience",
+    "train.threads",
+    "train.valid_bleu_max",
+    "train.embedding_snapshot_every",
+    "decode.length_penalty",
+    "decode.max_len_b",
 }
 _AT_MOST_ONE = {
-    "model.dropout", "train.teacher_forcing", "train.label_smoothing",
-    "data.heldout_fraction", "train.lr_decay",
+    "model.dropout",
+    "train.teacher_forcing",
+    "train.label_smoothing",
+    "data.heldout_fraction",
+    "train.lr_decay",
 }
 
 
@@ -281,7 +306,9 @@ def load_config(
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             line = mark.line + 1 if mark else None
-            raise InputError(f"invalid YAML: {error}".splitlines()[0], path, line)
+            raise InputError(
+                f"invalid YAML: {error}".splitlines()[0], path, line
+            ) from None
         if not isinstance(loaded, dict):
             raise InputError("expected a mapping of sections", path)
         from_dict(loaded, str(path))  # unknown keys and types, named by file

@@ -94,7 +94,9 @@ def read_tsv(
                 path,
                 number,
             )
-        _append(pairs, columns[src_column], columns[tgt_column], number, max_chars, skips)
+        _append(
+            pairs, columns[src_column], columns[tgt_column], number, max_chars, skips
+        )
     return _non_empty(pairs, path)
 
 
@@ -165,7 +167,10 @@ def split_pairs(
 
     first_seen: dict[tuple[str, str], int] = {}
     for i, pair in enumerate(pairs):
-        for key in (("src", normalize(pair.src).lower()), ("tgt", normalize(pair.tgt).lower())):
+        for key in (
+            ("src", normalize(pair.src).lower()),
+            ("tgt", normalize(pair.tgt).lower()),
+        ):
             j = first_seen.setdefault(key, i)
             root_i, root_j = find(i), find(j)
             if root_i != root_j:

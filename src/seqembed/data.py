@@ -51,7 +51,9 @@ class Batch:
         )
 
 
-def pad(sequences: list[list[int]], prefix: int | None = None, suffix: int | None = None):
+def pad(
+    sequences: list[list[int]], prefix: int | None = None, suffix: int | None = None
+):
     """Stack id lists into a (B, longest) tensor, padded with PAD."""
     extra = (prefix is not None) + (suffix is not None)
     longest = max(len(s) for s in sequences) + extra
@@ -102,6 +104,8 @@ def epoch_batches(
             order[start : start + window],
             key=lambda i: (src_lengths[i], tgt_lengths[i]),
         )
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+        batches.extend(
+            chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)
+        )
     permutation = torch.randperm(len(batches), generator=generator).tolist()
     return [batches[i] for i in permutation]

@@ -6,8 +6,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from seqembed.checkpoint import load_checkpoint, restore_model
 from seqembed.config import Config
 from seqembed.data import collate, epoch_batches
@@ -50,7 +48,10 @@ class Translator:
         return cls(model, config, src_vocab, tgt_vocab, state.get("user_dict"))
 
     def translate(
-        self, texts: list[str], beam_size: int | None = None, batch_size: int | None = None
+        self,
+        texts: list[str],
+        beam_size: int | None = None,
+        batch_size: int | None = None,
     ) -> list[str]:
         """Raw source sentences in, detokenised target sentences out, in order."""
         tokens = [self.segmenter(text) for text in texts]
@@ -70,20 +71,31 @@ class Translator:
         for words in sentences:
             if len(words) > MAX_SOURCE_TOKENS:
                 log.warning(
-                    "input of %d tokens cut to its first %d", len(words), MAX_SOURCE_TOKENS
+                    "input of %d tokens cut to its first %d",
+                    len(words),
+                    MAX_SOURCE_TOKENS,
                 )
                 words = words[:MAX_SOURCE_TOKENS]
             ids.append(self.src_vocab.encode(words))
-        lengths = [max(1, len(x)) for x in ids]
         results: list[list[str]] = [[] for _ in ids]
+        # An empty input translates to an empty output; only the rest is decoded.
+        todo = [i for i, x in enumerate(ids) if x]
+        lengths = [len(ids[i]) for i in todo]
         was_training = self.model.training
         self.model.eval()
         # Sort by length so each batch pads little; results go back in order.
-        for batch_index in epoch_batches(lengths, lengths, batch_size, 0, 0, shuffle=False):
+        for positions in epoch_batches(
+            lengths, lengths, batch_size, 0, 0, shuffle=False
+        ):
+            batch_index = [todo[p] for p in positions]
             batch = collate([ids[i] for i in batch_index], [[] for _ in batch_index])
-            max_len = max_output_length(batch.src_lengths, decode.max_len_a, decode.max_len_b)
+            max_len = max_output_length(
+                batch.src_lengths, decode.max_len_a, decode.max_len_b
+            )
             if beam_size == 1:
-                hypotheses = greedy_decode(self.model, batch.src, batch.src_lengths, max_len)
+                hypotheses = greedy_decode(
+                    self.model, batch.src, batch.src_lengths, max_len
+                )
             else:
                 hypotheses = beam_search(
                     self.model,
@@ -130,8 +142,3 @@ def score(hypotheses: list[str], references: list[str], lowercase: bool) -> Scor
         chrf_signature=str(chrf.get_signature()),
         n_sentences=len(hypotheses),
     )
-
-
-def set_threads(threads: int) -> None:
-    if threads > 0:
-        torch.set_num_threads(threads)

@@ -79,7 +79,11 @@ class LuongAttention(nn.Module):
 
     def __init__(self, hidden_size: int, score: str = "general"):
         super().__init__()
-        self.key = nn.Linear(hidden_size, hidden_size, bias=False) if score == "general" else None
+        self.key = (
+            nn.Linear(hidden_size, hidden_size, bias=False)
+            if score == "general"
+            else None
+        )
 
     def keys(self, memory: torch.Tensor) -> torch.Tensor:
         return self.key(memory) if self.key is not None else memory
@@ -209,7 +213,9 @@ class Decoder(nn.Module):
         embedded = self.dropout(self.embedding(tgt_in))  # (B, T, emb)
         outputs, _ = self.lstm(embedded, (h, c))  # (B, T, H)
         if self.attention is not None:
-            context, _ = self.attention(outputs, source.keys, source.memory, source.src_mask)
+            context, _ = self.attention(
+                outputs, source.keys, source.memory, source.src_mask
+            )
             outputs = torch.tanh(self.combine(torch.cat([outputs, context], dim=-1)))
         return self.output_projection(self.dropout(outputs))  # (B, T, V)
 
@@ -223,13 +229,17 @@ class Decoder(nn.Module):
         weights = None
         if self.attention_type == "bahdanau":
             query = h[-1].unsqueeze(1)  # (B, 1, H): the state before this step
-            context, weights = self.attention(query, source.keys, source.memory, source.src_mask)
+            context, weights = self.attention(
+                query, source.keys, source.memory, source.src_mask
+            )
             embedded = torch.cat([embedded, context], dim=-1)
         elif self.input_feed:
             embedded = torch.cat([embedded, feed.unsqueeze(1)], dim=-1)
         output, (h, c) = self.lstm(embedded, (h, c))  # output (B, 1, H)
         if self.attention_type == "luong":
-            context, weights = self.attention(output, source.keys, source.memory, source.src_mask)
+            context, weights = self.attention(
+                output, source.keys, source.memory, source.src_mask
+            )
         if self.attention is not None:
             output = torch.tanh(self.combine(torch.cat([output, context], dim=-1)))
         output = output.squeeze(1)  # (B, H)

@@ -76,11 +76,15 @@ def read_user_dict(path) -> str:
     except UnicodeDecodeError:
         raise InputError("user dictionary is not valid UTF-8", path) from None
     except OSError as error:
-        raise InputError(f"cannot read user dictionary: {error.strerror}", path)
+        raise InputError(
+            f"cannot read user dictionary: {error.strerror}", path
+        ) from None
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if len(fields) > 1 and not fields[1].isdigit():
-            raise InputError(f"expected 'word [freq] [tag]', got {line!r}", path, number)
+            raise InputError(
+                f"expected 'word [freq] [tag]', got {line!r}", path, number
+            )
     return text
 
 

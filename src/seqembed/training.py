@@ -20,8 +20,15 @@ from torch import nn
 
 from seqembed.checkpoint import load_checkpoint, save_checkpoint
 from seqembed.config import Config, from_dict, save_config, to_dict
-from seqembed.corpus import Pair, SkipCounts, deduplicate, heldout_size, split_pairs, write_tsv
-from seqembed.corpus import read_tsv
+from seqembed.corpus import (
+    Pair,
+    SkipCounts,
+    deduplicate,
+    heldout_size,
+    read_tsv,
+    split_pairs,
+    write_tsv,
+)
 from seqembed.data import Batch, collate, epoch_batches
 from seqembed.errors import InputError
 from seqembed.evaluation import Translator, score
@@ -172,8 +179,11 @@ def make_scheduler(optimizer, config: Config):
     if train.lr_schedule == "plateau":
         mode = "max" if train.early_stopping_metric == "bleu" else "min"
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode=mode, factor=train.lr_decay,
-            patience=train.lr_patience, min_lr=train.min_lr,
+            optimizer,
+            mode=mode,
+            factor=train.lr_decay,
+            patience=train.lr_patience,
+            min_lr=train.min_lr,
         )
     if train.lr_schedule == "step":
         return torch.optim.lr_scheduler.StepLR(
@@ -192,7 +202,11 @@ def set_rng_state(state: dict) -> None:
 
 
 def _as_tuple(value):
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+    return (
+        tuple(_as_tuple(v) for v in value)
+        if isinstance(value, (list, tuple))
+        else value
+    )
 
 
 # ---------------------------------------------------------------- the loop
@@ -219,9 +233,14 @@ def train(
         saved = from_dict(checkpoint["config"], "checkpoint")
         # Only the budget and the epoch limit may change on resume.
         config = from_dict(
-            {**to_dict(saved), "train": {**to_dict(saved)["train"],
-                                         "epochs": config.train.epochs,
-                                         "max_minutes": config.train.max_minutes}}
+            {
+                **to_dict(saved),
+                "train": {
+                    **to_dict(saved)["train"],
+                    "epochs": config.train.epochs,
+                    "max_minutes": config.train.max_minutes,
+                },
+            }
         )
         user_dict = checkpoint.get("user_dict")
         splits = read_splits(run_dir)
@@ -245,8 +264,12 @@ def train(
         src_vocab = Vocab.from_dict(checkpoint["src_vocab"])
         tgt_vocab = Vocab.from_dict(checkpoint["tgt_vocab"])
     else:
-        src_vocab = Vocab.build(data["train"].src, config.vocab.min_freq, config.vocab.max_size)
-        tgt_vocab = Vocab.build(data["train"].tgt, config.vocab.min_freq, config.vocab.max_size)
+        src_vocab = Vocab.build(
+            data["train"].src, config.vocab.min_freq, config.vocab.max_size
+        )
+        tgt_vocab = Vocab.build(
+            data["train"].tgt, config.vocab.min_freq, config.vocab.max_size
+        )
     src_vocab.save(run_dir / "vocab.src.tsv")
     tgt_vocab.save(run_dir / "vocab.tgt.tsv")
     train_src = [src_vocab.encode(s) for s in data["train"].src]
@@ -265,8 +288,14 @@ def train(
     criterion = nn.CrossEntropyLoss(
         ignore_index=PAD, reduction="sum", label_smoothing=train_cfg.label_smoothing
     )
-    counters = {"epoch": 1, "position": 0, "step": 0, "best": None, "bad_epochs": 0,
-                "elapsed_s": 0.0}
+    counters = {
+        "epoch": 1,
+        "position": 0,
+        "step": 0,
+        "best": None,
+        "bad_epochs": 0,
+        "elapsed_s": 0.0,
+    }
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         initial_embeddings = checkpoint["initial_embeddings"]
@@ -275,12 +304,19 @@ def train(
             scheduler.load_state_dict(checkpoint["scheduler"])
         counters.update(checkpoint["counters"])
         set_rng_state(checkpoint["rng"])
-        log.info("resuming at epoch %d, batch %d", counters["epoch"], counters["position"])
+        log.info(
+            "resuming at epoch %d, batch %d", counters["epoch"], counters["position"]
+        )
     translator = Translator(model, config, src_vocab, tgt_vocab, user_dict)
     metrics_log = MetricsLog(run_dir)
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("model: %d parameters; vocab src %d, tgt %d; train %d pairs",
-             n_params, len(src_vocab), len(tgt_vocab), len(train_src))
+    log.info(
+        "model: %d parameters; vocab src %d, tgt %d; train %d pairs",
+        n_params,
+        len(src_vocab),
+        len(tgt_vocab),
+        len(train_src),
+    )
     if not resume:
         metrics_log.write_embeddings(0, model)
 
@@ -309,15 +345,20 @@ def train(
     while counters["epoch"] <= train_cfg.epochs:
         epoch = counters["epoch"]
         batches = epoch_batches(
-            [len(s) for s in train_src], [len(t) for t in train_tgt],
-            train_cfg.batch_size, train_cfg.seed, epoch,
+            [len(s) for s in train_src],
+            [len(t) for t in train_tgt],
+            train_cfg.batch_size,
+            train_cfg.seed,
+            epoch,
         )
         reporter.epoch_start(epoch, len(batches), counters["position"])
         epoch_loss, epoch_tokens, tick = 0.0, 0, time.monotonic()
         out_of_time = False
         while counters["position"] < len(batches):
             index = batches[counters["position"]]
-            batch = collate([train_src[i] for i in index], [train_tgt[i] for i in index])
+            batch = collate(
+                [train_src[i] for i in index], [train_tgt[i] for i in index]
+            )
             loss = train_step(model, batch, optimizer, criterion, config)
             counters["position"] += 1
             counters["step"] += 1
@@ -334,7 +375,9 @@ def train(
             "epoch": epoch,
             "step": counters["step"],
             "train_loss": epoch_loss / max(epoch_tokens, 1),
-            "valid_loss": validation_loss(model, valid_src, valid_tgt, config.decode.batch_size),
+            "valid_loss": validation_loss(
+                model, valid_src, valid_tgt, config.decode.batch_size
+            ),
             "lr": optimizer.param_groups[0]["lr"],
             "tgt_tokens_per_s": epoch_tokens / max(time.monotonic() - tick, 1e-9),
         }
@@ -349,8 +392,9 @@ def train(
         metrics["elapsed_s"] = counters["elapsed_s"] + time.monotonic() - started
 
         # -- learning rate, best checkpoint, early stopping
-        watched = metrics["valid_bleu" if train_cfg.early_stopping_metric == "bleu"
-                          else "valid_loss"]
+        watched = metrics[
+            "valid_bleu" if train_cfg.early_stopping_metric == "bleu" else "valid_loss"
+        ]
         sign = 1 if train_cfg.early_stopping_metric == "bleu" else -1
         improved = counters["best"] is None or sign * watched > sign * counters["best"]
         if improved:
@@ -365,8 +409,10 @@ def train(
             counters["epoch"] += 1
             counters["position"] = 0
         metrics_log.write(metrics)
-        if epoch_complete and train_cfg.embedding_snapshot_every and (
-            epoch % train_cfg.embedding_snapshot_every == 0
+        if (
+            epoch_complete
+            and train_cfg.embedding_snapshot_every
+            and (epoch % train_cfg.embedding_snapshot_every == 0)
         ):
             metrics_log.write_embeddings(epoch, model)
         reporter.epoch_end(metrics)
@@ -384,7 +430,9 @@ def train(
             stopped_because = f"time budget ({train_cfg.max_minutes:g} min)"
             break
         if counters["bad_epochs"] >= train_cfg.patience > 0:
-            stopped_because = f"early stopping (no improvement in {train_cfg.patience} epochs)"
+            stopped_because = (
+                f"early stopping (no improvement in {train_cfg.patience} epochs)"
+            )
             break
 
     metrics_log.close()

@@ -209,6 +209,175 @@ def _as_tuple(value):
     )
 
 
+# ---------------------------------------------------------------- set-up
+
+
+@dataclass
+class Session:
+    """Everything the loop works with, built by ``start_session``."""
+
+    config: Config
+    run_dir: Path
+    user_dict: str | None
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+    train_src: list[list[int]]
+    train_tgt: list[list[int]]
+    valid: Split  # raw pairs and tokens, for BLEU
+    valid_src: list[list[int]]
+    valid_tgt: list[list[int]]
+    model: Seq2Seq
+    initial_embeddings: dict[str, torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    counters: dict
+
+    def checkpoint_state(self, elapsed_s: float) -> dict:
+        scheduler = self.scheduler
+        return {
+            "config": to_dict(self.config),
+            "src_vocab": self.src_vocab.to_dict(),
+            "tgt_vocab": self.tgt_vocab.to_dict(),
+            "user_dict": self.user_dict,
+            "model": self.model.state_dict(),
+            "initial_embeddings": self.initial_embeddings,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "counters": {**self.counters, "elapsed_s": elapsed_s},
+            "rng": rng_state(),
+        }
+
+
+def start_session(
+    config: Config,
+    run_dir: Path,
+    pairs: list[Pair] | None,
+    resume: bool,
+    user_dict: str | None,
+) -> Session:
+    """Split and tokenise the data, build vocabularies, model and optimiser;
+    with ``resume``, restore all of them from ``run_dir/last.pt``."""
+    checkpoint = None
+    if resume:
+        checkpoint = load_checkpoint(run_dir / "last.pt")
+        saved = to_dict(from_dict(checkpoint["config"], "checkpoint"))
+        # Only the epoch limit and the budget may change on resume.
+        saved["train"]["epochs"] = config.train.epochs
+        saved["train"]["max_minutes"] = config.train.max_minutes
+        config = from_dict(saved)
+        user_dict = checkpoint.get("user_dict")
+        splits = read_splits(run_dir)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        splits = split_corpus(pairs, config, run_dir)
+    save_config(config, run_dir / "config.yaml")
+    torch.manual_seed(config.train.seed)
+    random.seed(config.train.seed)
+    if config.train.threads > 0:
+        torch.set_num_threads(config.train.threads)
+
+    segmenter = ChineseSegmenter(config.data.src_segmentation, user_dict)
+    tokenizer = EnglishTokenizer(config.data.tgt_tokenization, config.data.lowercase)
+    skips = SkipCounts()
+    data = tokenize_splits(splits, config, segmenter, tokenizer, skips)
+    if skips.total:
+        log.warning("%s", skips.summary())
+    if checkpoint is not None:
+        src_vocab = Vocab.from_dict(checkpoint["src_vocab"])
+        tgt_vocab = Vocab.from_dict(checkpoint["tgt_vocab"])
+    else:
+        vocab = config.vocab
+        src_vocab = Vocab.build(data["train"].src, vocab.min_freq, vocab.max_size)
+        tgt_vocab = Vocab.build(data["train"].tgt, vocab.min_freq, vocab.max_size)
+    src_vocab.save(run_dir / "vocab.src.tsv")
+    tgt_vocab.save(run_dir / "vocab.tgt.tsv")
+    # With no validation split (a toy corpus), validate on the training data.
+    valid = data["valid"] if data["valid"].pairs else data["train"]
+
+    model = Seq2Seq.from_config(config.model, len(src_vocab), len(tgt_vocab))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    session = Session(
+        config=config,
+        run_dir=run_dir,
+        user_dict=user_dict,
+        src_vocab=src_vocab,
+        tgt_vocab=tgt_vocab,
+        train_src=[src_vocab.encode(s) for s in data["train"].src],
+        train_tgt=[tgt_vocab.encode(t) for t in data["train"].tgt],
+        valid=valid,
+        valid_src=[src_vocab.encode(s) for s in valid.src],
+        valid_tgt=[tgt_vocab.encode(t) for t in valid.tgt],
+        model=model,
+        initial_embeddings={
+            "src": model.encoder.embedding.weight.detach().clone(),
+            "tgt": model.decoder.embedding.weight.detach().clone(),
+        },
+        optimizer=optimizer,
+        scheduler=make_scheduler(optimizer, config),
+        counters={
+            "epoch": 1,
+            "position": 0,
+            "step": 0,
+            "best": None,
+            "bad_epochs": 0,
+            "elapsed_s": 0.0,
+        },
+    )
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        session.initial_embeddings = checkpoint["initial_embeddings"]
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        if session.scheduler is not None and checkpoint.get("scheduler"):
+            session.scheduler.load_state_dict(checkpoint["scheduler"])
+        session.counters.update(checkpoint["counters"])
+        set_rng_state(checkpoint["rng"])
+        log.info(
+            "resuming at epoch %d, batch %d",
+            session.counters["epoch"],
+            session.counters["position"],
+        )
+    log.info(
+        "model: %d parameters; vocab src %d, tgt %d; train %d pairs",
+        sum(p.numel() for p in model.parameters()),
+        len(src_vocab),
+        len(tgt_vocab),
+        len(session.train_src),
+    )
+    return session
+
+
+def validate(session: Session) -> dict:
+    """Validation loss, and BLEU/chrF of greedy translations (detokenised)."""
+    config = session.config
+    metrics = {
+        "valid_loss": validation_loss(
+            session.model,
+            session.valid_src,
+            session.valid_tgt,
+            config.decode.batch_size,
+        )
+    }
+    limit = config.train.valid_bleu_max or len(session.valid.pairs)
+    translator = Translator(
+        session.model, config, session.src_vocab, session.tgt_vocab, session.user_dict
+    )
+    hypotheses = translator.translate_tokens(session.valid.src[:limit], beam_size=1)
+    scores = score(
+        [translator.tokenizer.detokenize(h) for h in hypotheses],
+        [pair.tgt for pair in session.valid.pairs[:limit]],
+        config.data.lowercase,
+    )
+    metrics.update(valid_bleu=scores.bleu, valid_chrf=scores.chrf)
+    return metrics
+
+
+def step_scheduler(scheduler, watched: float) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(watched)
+    elif scheduler is not None:
+        scheduler.step()
+
+
 # ---------------------------------------------------------------- the loop
 
 
@@ -225,128 +394,27 @@ def train(
     reporter = reporter or LogReporter()
     run_dir = Path(run_dir)
     started = time.monotonic()
-
-    # -- set up: config, data, vocabularies, model, optimiser
-    checkpoint = None
-    if resume:
-        checkpoint = load_checkpoint(run_dir / "last.pt")
-        saved = from_dict(checkpoint["config"], "checkpoint")
-        # Only the budget and the epoch limit may change on resume.
-        config = from_dict(
-            {
-                **to_dict(saved),
-                "train": {
-                    **to_dict(saved)["train"],
-                    "epochs": config.train.epochs,
-                    "max_minutes": config.train.max_minutes,
-                },
-            }
-        )
-        user_dict = checkpoint.get("user_dict")
-        splits = read_splits(run_dir)
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        splits = split_corpus(pairs, config, run_dir)
-    save_config(config, run_dir / "config.yaml")
+    session = start_session(config, run_dir, pairs, resume, user_dict)
+    config, model, counters = session.config, session.model, session.counters
     train_cfg = config.train
-    torch.manual_seed(train_cfg.seed)
-    random.seed(train_cfg.seed)
-    if train_cfg.threads > 0:
-        torch.set_num_threads(train_cfg.threads)
-
-    segmenter = ChineseSegmenter(config.data.src_segmentation, user_dict)
-    tokenizer = EnglishTokenizer(config.data.tgt_tokenization, config.data.lowercase)
-    skips = SkipCounts()
-    data = tokenize_splits(splits, config, segmenter, tokenizer, skips)
-    if skips.total:
-        log.warning("%s", skips.summary())
-    if resume:
-        src_vocab = Vocab.from_dict(checkpoint["src_vocab"])
-        tgt_vocab = Vocab.from_dict(checkpoint["tgt_vocab"])
-    else:
-        src_vocab = Vocab.build(
-            data["train"].src, config.vocab.min_freq, config.vocab.max_size
-        )
-        tgt_vocab = Vocab.build(
-            data["train"].tgt, config.vocab.min_freq, config.vocab.max_size
-        )
-    src_vocab.save(run_dir / "vocab.src.tsv")
-    tgt_vocab.save(run_dir / "vocab.tgt.tsv")
-    train_src = [src_vocab.encode(s) for s in data["train"].src]
-    train_tgt = [tgt_vocab.encode(t) for t in data["train"].tgt]
-    valid = data["valid"] if data["valid"].pairs else data["train"]
-    valid_src = [src_vocab.encode(s) for s in valid.src]
-    valid_tgt = [tgt_vocab.encode(t) for t in valid.tgt]
-
-    model = Seq2Seq.from_config(config.model, len(src_vocab), len(tgt_vocab))
-    initial_embeddings = {
-        "src": model.encoder.embedding.weight.detach().clone(),
-        "tgt": model.decoder.embedding.weight.detach().clone(),
-    }
-    optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
-    scheduler = make_scheduler(optimizer, config)
     criterion = nn.CrossEntropyLoss(
         ignore_index=PAD, reduction="sum", label_smoothing=train_cfg.label_smoothing
     )
-    counters = {
-        "epoch": 1,
-        "position": 0,
-        "step": 0,
-        "best": None,
-        "bad_epochs": 0,
-        "elapsed_s": 0.0,
-    }
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        initial_embeddings = checkpoint["initial_embeddings"]
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if scheduler is not None and checkpoint.get("scheduler"):
-            scheduler.load_state_dict(checkpoint["scheduler"])
-        counters.update(checkpoint["counters"])
-        set_rng_state(checkpoint["rng"])
-        log.info(
-            "resuming at epoch %d, batch %d", counters["epoch"], counters["position"]
-        )
-    translator = Translator(model, config, src_vocab, tgt_vocab, user_dict)
     metrics_log = MetricsLog(run_dir)
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info(
-        "model: %d parameters; vocab src %d, tgt %d; train %d pairs",
-        n_params,
-        len(src_vocab),
-        len(tgt_vocab),
-        len(train_src),
-    )
     if not resume:
         metrics_log.write_embeddings(0, model)
-
-    def checkpoint_state() -> dict:
-        return {
-            "config": to_dict(config),
-            "src_vocab": src_vocab.to_dict(),
-            "tgt_vocab": tgt_vocab.to_dict(),
-            "user_dict": user_dict,
-            "model": model.state_dict(),
-            "initial_embeddings": initial_embeddings,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "counters": dict(counters),
-            "rng": rng_state(),
-        }
-
-    budget_s = train_cfg.max_minutes * 60 if train_cfg.max_minutes else math.inf
     # The budget is per invocation: `--resume --max-minutes 10` trains 10 more.
-    time_left = lambda: budget_s - (time.monotonic() - started)  # noqa: E731
-    stopped_because = "epoch limit"
-    last_metrics: dict = {}
+    budget_s = train_cfg.max_minutes * 60 if train_cfg.max_minutes else math.inf
+    higher_is_better = train_cfg.early_stopping_metric == "bleu"
+    stopped_because, metrics = "epoch limit", {}
     model.train()
 
-    # -- the epochs
     while counters["epoch"] <= train_cfg.epochs:
+        # -- one epoch of batches, in an order fixed by (seed, epoch)
         epoch = counters["epoch"]
         batches = epoch_batches(
-            [len(s) for s in train_src],
-            [len(t) for t in train_tgt],
+            [len(s) for s in session.train_src],
+            [len(t) for t in session.train_tgt],
             train_cfg.batch_size,
             train_cfg.seed,
             epoch,
@@ -354,84 +422,65 @@ def train(
         reporter.epoch_start(epoch, len(batches), counters["position"])
         epoch_loss, epoch_tokens, tick = 0.0, 0, time.monotonic()
         out_of_time = False
-        while counters["position"] < len(batches):
+        while counters["position"] < len(batches) and not out_of_time:
             index = batches[counters["position"]]
             batch = collate(
-                [train_src[i] for i in index], [train_tgt[i] for i in index]
+                [session.train_src[i] for i in index],
+                [session.train_tgt[i] for i in index],
             )
-            loss = train_step(model, batch, optimizer, criterion, config)
+            loss = train_step(model, batch, session.optimizer, criterion, config)
             counters["position"] += 1
             counters["step"] += 1
             epoch_loss += loss * batch.n_tgt_tokens
             epoch_tokens += batch.n_tgt_tokens
-            reporter.step(loss, epoch_tokens / max(time.monotonic() - tick, 1e-9))
-            if time_left() <= 0:
-                out_of_time = True
-                break
+            seconds = max(time.monotonic() - tick, 1e-9)
+            reporter.step(loss, epoch_tokens / seconds)
+            out_of_time = time.monotonic() - started >= budget_s
         epoch_complete = counters["position"] >= len(batches)
 
-        # -- validate: loss, and BLEU on detokenised greedy output
+        # -- validate and record
         metrics = {
             "epoch": epoch,
             "step": counters["step"],
             "train_loss": epoch_loss / max(epoch_tokens, 1),
-            "valid_loss": validation_loss(
-                model, valid_src, valid_tgt, config.decode.batch_size
-            ),
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": session.optimizer.param_groups[0]["lr"],
             "tgt_tokens_per_s": epoch_tokens / max(time.monotonic() - tick, 1e-9),
+            **validate(session),
         }
-        limit = train_cfg.valid_bleu_max or len(valid.pairs)
-        hypotheses = translator.translate_tokens(valid.src[:limit], beam_size=1)
-        scores = score(
-            [tokenizer.detokenize(h) for h in hypotheses],
-            [pair.tgt for pair in valid.pairs[:limit]],
-            config.data.lowercase,
-        )
-        metrics.update(valid_bleu=scores.bleu, valid_chrf=scores.chrf)
-        metrics["elapsed_s"] = counters["elapsed_s"] + time.monotonic() - started
+        elapsed = counters["elapsed_s"] + time.monotonic() - started
+        metrics["elapsed_s"] = round(elapsed, 2)
+        metrics_log.write(metrics)
+        reporter.epoch_end(metrics)
 
-        # -- learning rate, best checkpoint, early stopping
-        watched = metrics[
-            "valid_bleu" if train_cfg.early_stopping_metric == "bleu" else "valid_loss"
-        ]
-        sign = 1 if train_cfg.early_stopping_metric == "bleu" else -1
-        improved = counters["best"] is None or sign * watched > sign * counters["best"]
+        # -- best so far, learning rate, next epoch
+        watched = metrics["valid_bleu" if higher_is_better else "valid_loss"]
+        best = counters["best"]
+        improved = best is None or (
+            watched > best if higher_is_better else watched < best
+        )
         if improved:
             counters["best"], counters["bad_epochs"] = watched, 0
-        elif epoch_complete:
-            counters["bad_epochs"] += 1
         if epoch_complete:
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(watched)
-            elif scheduler is not None:
-                scheduler.step()
-            counters["epoch"] += 1
-            counters["position"] = 0
-        metrics_log.write(metrics)
-        if (
-            epoch_complete
-            and train_cfg.embedding_snapshot_every
-            and (epoch % train_cfg.embedding_snapshot_every == 0)
-        ):
-            metrics_log.write_embeddings(epoch, model)
-        reporter.epoch_end(metrics)
-        last_metrics = metrics
+            counters["bad_epochs"] += 0 if improved else 1
+            step_scheduler(session.scheduler, watched)
+            snapshot_every = train_cfg.embedding_snapshot_every
+            if snapshot_every and epoch % snapshot_every == 0:
+                metrics_log.write_embeddings(epoch, model)
+            counters["epoch"], counters["position"] = epoch + 1, 0
 
         # -- checkpoints: last always, best when improved
-        elapsed = counters["elapsed_s"] + time.monotonic() - started
-        state = checkpoint_state()
-        state["counters"]["elapsed_s"] = elapsed
+        state = session.checkpoint_state(elapsed)
         save_checkpoint(state, run_dir / "last.pt")
         if improved:
             save_checkpoint(state, run_dir / "best.pt")
 
+        # -- stop?
         if out_of_time:
             stopped_because = f"time budget ({train_cfg.max_minutes:g} min)"
             break
         if counters["bad_epochs"] >= train_cfg.patience > 0:
             stopped_because = (
-                f"early stopping (no improvement in {train_cfg.patience} epochs)"
+                f"early stopping: no better in {train_cfg.patience} epochs"
             )
             break
 
@@ -441,5 +490,5 @@ def train(
         epochs_done=counters["epoch"] - 1,
         best_metric=counters["best"],
         stopped_because=stopped_because,
-        final_metrics=last_metrics,
+        final_metrics=metrics,
     )

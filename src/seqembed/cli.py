@@ -222,10 +222,19 @@ def cmd_demo(args) -> int:
 
     started = time.monotonic()
     out = Path(args.out or ("runs/seed-example" if args.seed_example else "runs/demo"))
+    marker = out / ".seqembed-demo"
     if (out / "last.pt").exists():
+        if not marker.exists():
+            raise InputError(
+                "already holds a run that is not a demo; choose another --out", out
+            )
         import shutil
 
-        shutil.rmtree(out)  # a demo run is disposable; start it fresh
+        shutil.rmtree(out)  # an earlier demo run is disposable; start afresh
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(
+        "written by `seqembed demo`; the next demo may replace this run\n"
+    )
     config = demo_config(args.seed_example, args.seed)
     if args.seed_example:
         pairs, user_dict = seed_pairs(), None

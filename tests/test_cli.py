@@ -161,3 +161,23 @@ def test_debug_shows_the_traceback(tmp_path):
         "--debug", "train", tmp_path / "nope.tsv", "--out", tmp_path / "r"
     )
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_builtin_demo_trains_translates_and_scores(tmp_path):
+    out = tmp_path / "demo"
+    result = seqembed("demo", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("train loss") == 40
+    assert "我爱自然语言处理  ->  i love natural language processing" in result.stderr
+    assert "Held-out test (30 pairs never seen in training): BLEU" in result.stderr
+    for name in ("last.pt", "best.pt", "config.yaml", "metrics.jsonl", "vocab.src.tsv"):
+        assert (out / name).is_file()
+
+
+def test_demo_replaces_an_earlier_demo_but_no_other_run(seed_demo, tmp_path):
+    out, _ = seed_demo
+    again = seqembed("demo", "--seed-example", "--out", out)
+    assert again.returncode == 0, again.stderr
+    (out / ".seqembed-demo").unlink()
+    assert_clean_error(seqembed("demo", "--seed-example", "--out", out), "not a demo")
+    assert (out / "last.pt").is_file()

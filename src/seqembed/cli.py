@@ -29,11 +29,12 @@ def _err(text: str = "") -> None:
 class ProgressReporter:
     """A tqdm bar per epoch (loss, target tokens/s, ETA) and a line per epoch."""
 
-    def __init__(self, epochs: int):
-        self.epochs = epochs
+    def __init__(self):
+        self.epochs = 0
         self.bar = None
 
-    def epoch_start(self, epoch, n_batches, done):
+    def epoch_start(self, epoch, epochs, n_batches, done):
+        self.epochs = epochs
         from tqdm import tqdm
 
         self.bar = tqdm(
@@ -125,7 +126,7 @@ def cmd_train(args) -> int:
         pairs,
         resume=args.resume,
         user_dict=user_dict,
-        reporter=ProgressReporter(config.train.epochs),
+        reporter=ProgressReporter(),
     )
     _err(
         f"stopped: {result.stopped_because}; best {config.train.early_stopping_metric}"
@@ -210,79 +211,38 @@ def cmd_data(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from seqembed.demo import (
-        SEED_PAIRS,
-        builtin_pairs,
-        builtin_user_dict,
-        demo_config,
-        seed_pairs,
-    )
-    from seqembed.evaluation import Translator, score
-    from seqembed.training import read_splits, train
+    from seqembed.demo import prepare_demo_dir, run_demo
 
     started = time.monotonic()
     out = Path(args.out or ("runs/seed-example" if args.seed_example else "runs/demo"))
-    marker = out / ".seqembed-demo"
-    if (out / "last.pt").exists():
-        if not marker.exists():
-            raise InputError(
-                "already holds a run that is not a demo; choose another --out", out
-            )
-        import shutil
-
-        shutil.rmtree(out)  # an earlier demo run is disposable; start afresh
-    out.mkdir(parents=True, exist_ok=True)
-    marker.write_text(
-        "written by `seqembed demo`; the next demo may replace this run\n"
-    )
-    config = demo_config(args.seed_example, args.seed)
+    prepare_demo_dir(out)  # fails before any output if --out holds another run
     if args.seed_example:
-        pairs, user_dict = seed_pairs(), None
         _err(
             "The design document's experiment: 5 pre-segmented pairs, 64-dim "
             "embeddings, 1 LSTM layer, no attention, 50 epochs, Adam."
         )
     else:
-        pairs, user_dict = builtin_pairs(), builtin_user_dict()
-        _err(f"Built-in corpus: {len(pairs)} Chinese-English pairs in 8 topics.")
-    result = train(
-        config,
-        out,
-        pairs,
-        user_dict=user_dict,
-        reporter=ProgressReporter(config.train.epochs),
-    )
-    translator = Translator.from_checkpoint(out / "last.pt")
-    if args.seed_example:
-        sources = [zh for zh, _ in SEED_PAIRS]
-        references = [en for _, en in SEED_PAIRS]
-    else:
-        sources = ["我爱自然语言处理", "今天天气很好", "机器学习很有趣"]
-        references = [None] * len(sources)
-        test = read_splits(out)["test"]
-        sources += [p.src for p in test[:3]]
-        references += [p.tgt for p in test[:3]]
+        _err("Built-in corpus: Chinese-English pairs written for seqembed, 8 topics.")
+    result = run_demo(out, args.seed_example, args.seed, ProgressReporter())
     _err("\nTranslations (greedy):")
-    for source, output in zip(sources, translator.translate(sources)):
-        _err(f"  {source}  ->  {output}")
+    for source, output, reference in result.translations:
+        seen = f"   [held out; reference: {reference}]" if reference else ""
+        _err(f"  {source}  ->  {output}{seen}")
     if args.seed_example:
-        exact = sum(o == r for o, r in zip(translator.translate(sources), references))
         _err(
-            f"\n{exact}/5 translated exactly; final training loss "
-            f"{result.final_metrics['train_loss']:.4f}"
+            f"\n{result.exact}/5 translated exactly; final training loss "
+            f"{result.final_loss:.4f}"
         )
     else:
-        test = read_splits(out)["test"]
-        hyps = translator.translate([p.src for p in test])
-        scores = score(hyps, [p.tgt for p in test], config.data.lowercase)
+        scores = result.test_scores
         _err(
-            f"\nHeld-out test ({len(test)} pairs never seen in training): "
+            f"\nHeld-out test ({scores.n_sentences} pairs never seen in training): "
             f"BLEU {scores.bleu:.1f}, chrF {scores.chrf:.1f}. A corpus this small "
             "teaches the training sentences, not the language."
         )
     _err(
         f"\nRun directory: {out}  (last.pt, best.pt, config.yaml, vocab.*.tsv, "
-        f"metrics.jsonl, tensorboard/, embeddings/)"
+        "metrics.jsonl, tensorboard/, embeddings/, data/)"
     )
     _err(f"Done in {time.monotonic() - started:.0f}s.")
     return 0

@@ -9,11 +9,16 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from seqembed.config import Config, load_config
 from seqembed.corpus import Pair, SkipCounts, read_tsv
+from seqembed.errors import InputError
+from seqembed.evaluation import Scores, Translator, score
+from seqembed.training import Reporter, read_splits, train
 
 # The design document's five pairs, segmented as it gives them.
 SEED_PAIRS = [
@@ -80,3 +85,67 @@ def seed_pairs() -> list[Pair]:
 def demo_config(seed_example: bool, seed: int, extra: list[str] = ()) -> Config:
     settings = SEED_EXAMPLE_SETTINGS if seed_example else BUILTIN_SETTINGS
     return load_config(None, [*settings, f"train.seed={seed}", *extra])
+
+
+# Demo sentences from the training data, then held-out test pairs.
+SHOWN_TRAINING = ["我爱自然语言处理", "今天天气很好", "机器学习很有趣"]
+SHOWN_HELD_OUT = 3
+
+
+@dataclass
+class DemoResult:
+    run_dir: Path
+    final_loss: float
+    # (source, translation, reference for held-out sentences or None)
+    translations: list[tuple[str, str, str | None]]
+    exact: int | None = None  # seed example: exact translations out of 5
+    test_scores: Scores | None = None  # built-in: the held-out test split
+
+
+def prepare_demo_dir(out: Path) -> None:
+    """A demo run replaces an earlier demo run, and nothing else."""
+    marker = out / ".seqembed-demo"
+    if (out / "last.pt").exists():
+        if not marker.exists():
+            raise InputError(
+                "already holds a run that is not a demo; choose another --out", out
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(
+        "written by `seqembed demo`; the next demo may replace this run\n"
+    )
+
+
+def run_demo(
+    out: Path, seed_example: bool, seed: int = 1, reporter: Reporter | None = None
+) -> DemoResult:
+    prepare_demo_dir(out)
+    config = demo_config(seed_example, seed)
+    if seed_example:
+        result = train(config, out, seed_pairs(), reporter=reporter)
+    else:
+        result = train(
+            config,
+            out,
+            builtin_pairs(),
+            user_dict=builtin_user_dict(),
+            reporter=reporter,
+        )
+    translator = Translator.from_checkpoint(out / "last.pt")
+    final_loss = result.final_metrics["train_loss"]
+    if seed_example:
+        sources = [zh for zh, _ in SEED_PAIRS]
+        outputs = translator.translate(sources)
+        exact = sum(o == en for o, (_, en) in zip(outputs, SEED_PAIRS))
+        rows = [(src, o, None) for src, o in zip(sources, outputs)]
+        return DemoResult(out, final_loss, rows, exact=exact)
+    test = read_splits(out)["test"]
+    outputs = translator.translate([p.src for p in test])
+    scores = score(outputs, [p.tgt for p in test], config.data.lowercase)
+    rows = [
+        (src, o, None)
+        for src, o in zip(SHOWN_TRAINING, translator.translate(SHOWN_TRAINING))
+    ]
+    rows += [(p.src, o, p.tgt) for p, o in list(zip(test, outputs))[:SHOWN_HELD_OUT]]
+    return DemoResult(out, final_loss, rows, test_scores=scores)

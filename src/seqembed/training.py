@@ -43,14 +43,16 @@ log = logging.getLogger(__name__)
 class Reporter(Protocol):
     """What the training loop tells its caller (the CLI draws a progress bar)."""
 
-    def epoch_start(self, epoch: int, n_batches: int, done: int) -> None: ...
+    def epoch_start(
+        self, epoch: int, epochs: int, n_batches: int, done: int
+    ) -> None: ...
     def step(self, loss: float, tgt_tokens_per_s: float) -> None: ...
     def epoch_end(self, metrics: dict) -> None: ...
 
 
 class LogReporter:
-    def epoch_start(self, epoch, n_batches, done):
-        log.info("epoch %d: %d batches", epoch, n_batches)
+    def epoch_start(self, epoch, epochs, n_batches, done):
+        log.info("epoch %d/%d: %d batches", epoch, epochs, n_batches)
 
     def step(self, loss, tgt_tokens_per_s):
         pass
@@ -419,7 +421,9 @@ def train(
             train_cfg.seed,
             epoch,
         )
-        reporter.epoch_start(epoch, len(batches), counters["position"])
+        reporter.epoch_start(
+            epoch, train_cfg.epochs, len(batches), counters["position"]
+        )
         epoch_loss, epoch_tokens, tick = 0.0, 0, time.monotonic()
         out_of_time = False
         while counters["position"] < len(batches) and not out_of_time:

@@ -16,9 +16,7 @@ with ``weights_only=True`` (no pickled code can run)::
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import torch
 
 from seqembed.config import Config, from_dict
 from seqembed.errors import InputError
+from seqembed.files import atomic_write
 from seqembed.model import Seq2Seq
 from seqembed.vocab import Vocab
 
@@ -40,16 +39,7 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, "version": VERSION, **state}
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            torch.save(state, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda out: torch.save(state, out))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from seqembed.errors import InputError
+from seqembed.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -228,17 +229,7 @@ def _check_tsv(data: bytes, *, member: str, url: str) -> int:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file and os.replace, so readers never see half."""
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda out: out.write(data))
     except OSError as err:
         raise InputError(f"cannot write: {err}", path=path) from err

@@ -57,7 +57,7 @@ class ModelConfig:
     emb_size: int = 256
     hidden_size: int = 512
     num_layers: int = 1
-    dropout: float = 0.2
+    dropout: float = 0.3
     # A bidirectional encoder has hidden_size // 2 units per direction; the two
     # final states are concatenated, which bridges them to the decoder's size.
     bidirectional: bool = True

@@ -73,3 +73,15 @@ def test_resume_continues_to_the_same_parameters(tmp_path):
     resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")["model"]
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
+
+
+def test_validation_leaves_dropout_on_for_training(tmp_path):
+    """Validation decodes in eval mode; training must get its dropout back."""
+    from seqembed.training import start_session, validate
+
+    config = demo_config(seed_example=True, seed=1, extra=["model.dropout=0.5"])
+    session = start_session(config, tmp_path, seed_pairs(), False, None)
+    session.model.train()
+    validate(session)
+    assert session.model.training
+    assert all(m.training for m in session.model.modules())

@@ -386,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _err(f"seqembed: error: {error}")
         return 2
+    except OSError as error:  # a full disk, a read-only or missing folder
+        if args.debug:
+            raise
+        _err(f"seqembed: error: {error}")
+        return 2
     except KeyboardInterrupt:
         _err("seqembed: interrupted")
         return 130

@@ -32,7 +32,7 @@ class Translator:
         tgt_vocab: Vocab,
         user_dict: str | None = None,
     ):
-        self.model = model.eval()
+        self.model = model  # translate_tokens switches it to eval mode and back
         self.config = config
         self.src_vocab = src_vocab
         self.tgt_vocab = tgt_vocab

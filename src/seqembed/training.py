@@ -409,7 +409,6 @@ def train(
     budget_s = train_cfg.max_minutes * 60 if train_cfg.max_minutes else math.inf
     higher_is_better = train_cfg.early_stopping_metric == "bleu"
     stopped_because, metrics = "epoch limit", {}
-    model.train()
 
     while counters["epoch"] <= train_cfg.epochs:
         # -- one epoch of batches, in an order fixed by (seed, epoch)
@@ -421,6 +420,7 @@ def train(
             train_cfg.seed,
             epoch,
         )
+        model.train()  # dropout on; validation below switches it off and back
         reporter.epoch_start(
             epoch, train_cfg.epochs, len(batches), counters["position"]
         )

@@ -57,6 +57,7 @@ def evaluate(run_dir: Path, beam: int) -> dict:
         [peer_tokens(h) for h in hyps],
         [[peer_tokens(r) for r in refs]],
         tokenize="none",
+        force=True,  # tokenised on purpose, as the peers are scored
     )
     return {
         "bleu": scores.bleu,

@@ -23,6 +23,7 @@ log = logging.getLogger("seqembed")
 
 
 def _err(text: str = "") -> None:
+    sys.stdout.flush()  # keep stdout and stderr lines in order on one terminal
     print(text, file=sys.stderr, flush=True)
 
 

@@ -142,10 +142,16 @@ def _read_inputs(texts: list[str]) -> list[str]:
     return [line.rstrip("\r\n") for line in sys.stdin]
 
 
-def cmd_translate(args) -> int:
+def _load_translator(args):
     from seqembed.evaluation import Translator
 
-    translator = Translator.from_checkpoint(args.run)
+    settings = {"precision": args.precision} if args.precision else {}
+    return Translator.from_checkpoint(args.run, **settings)
+
+
+def cmd_translate(args) -> int:
+
+    translator = _load_translator(args)
     lines = _read_inputs(args.text)
     outputs = translator.translate(
         lines, beam_size=args.beam, batch_size=args.batch_size
@@ -156,9 +162,9 @@ def cmd_translate(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from seqembed.corpus import SkipCounts, read_tsv
-    from seqembed.evaluation import Translator, score
+    from seqembed.evaluation import score
 
-    translator = Translator.from_checkpoint(args.run)
+    translator = _load_translator(args)
     pairs = read_tsv(
         Path(args.test), args.src_column, args.tgt_column, 10**9, SkipCounts()
     )
@@ -326,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
         "text", nargs="*", help="sentences (default: one per stdin line)"
     )
     translate.add_argument("--beam", type=int, help="beam size (default: greedy)")
+    translate.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        help="bf16: bfloat16 autocast, faster on CPUs with native bf16",
+    )
     translate.add_argument("--batch-size", type=int, help="sentences per batch")
     translate.set_defaults(func=cmd_translate)
 
@@ -335,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
         "test", help="TSV, by default target TAB source (Tatoeba layout)"
     )
     evaluate.add_argument("--beam", type=int, help="beam size (default: greedy)")
+    evaluate.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        help="bf16: bfloat16 autocast, faster on CPUs with native bf16",
+    )
     evaluate.add_argument("--src-column", type=int, default=1)
     evaluate.add_argument("--tgt-column", type=int, default=0)
     evaluate.add_argument(

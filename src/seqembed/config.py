@@ -112,7 +112,12 @@ class DecodeConfig:
     # Output length cap: max_len_a * source_length + max_len_b tokens.
     max_len_a: float = 2.0
     max_len_b: int = 10
-    batch_size: int = 64
+    # Sentences per batch; rows that finish leave it, so larger is cheaper.
+    batch_size: int = 256
+    # "bf16": bfloat16 autocast on the CPU. About 1.6x (greedy) to 1.8x (beam 5)
+    # faster on CPUs with native bf16 (AVX512-BF16, AMX); BLEU within 0.4 on
+    # Tatoeba. Slower on CPUs without it, hence not the default.
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 @dataclass(frozen=True)

@@ -35,32 +35,40 @@ def greedy_decode(
     max_len: int,
     keep_attention: bool = False,
 ) -> list[Hypothesis]:
-    """Pick the most probable word at each step until every row emits <EOS>."""
-    batch = src.size(0)
+    """Pick the most probable word at each step until every row emits <EOS>.
+
+    Rows that have emitted <EOS> leave the batch, so the decoder only ever
+    computes sentences that are still being written.
+    """
+    batch, device = src.size(0), src.device
     source, state = model.encode(src, src_lengths)
-    tokens = torch.full((batch,), SOS, dtype=torch.long, device=src.device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    outputs, scores, attentions = [], torch.zeros(batch), []
-    for _ in range(max_len):
+    alive = torch.arange(batch, device=device)  # batch rows still decoding
+    tokens = torch.full((batch,), SOS, dtype=torch.long, device=device)
+    output = torch.full((batch, max_len), EOS, dtype=torch.long, device=device)
+    scores = torch.zeros(batch, device=device)
+    attention = torch.zeros(batch, max_len, src.size(1)) if keep_attention else None
+    for step in range(max_len):
         logits, state, weights = model.decoder.step(tokens, state, source)
-        log_probs = F.log_softmax(logits.float(), dim=-1)  # (B, V)
-        best, tokens = log_probs.max(dim=-1)
-        scores += torch.where(finished, 0.0, best).cpu()
-        tokens = tokens.masked_fill(finished, EOS)
-        outputs.append(tokens)
-        if keep_attention and weights is not None:
-            attentions.append(weights)
-        finished |= tokens == EOS
-        if bool(finished.all()):
-            break
-    ids = torch.stack(outputs, dim=1).tolist()  # (B, steps)
+        best, tokens = F.log_softmax(logits.float(), dim=-1).max(dim=-1)  # (alive,)
+        output[alive, step] = tokens
+        scores[alive] += best
+        if attention is not None and weights is not None:
+            attention[alive, step] = weights.float().cpu()
+        writing = tokens != EOS
+        if not bool(writing.all()):
+            if not bool(writing.any()):
+                break
+            keep = writing.nonzero().squeeze(1)
+            alive, tokens = alive[keep], tokens[keep]
+            state = reorder_state(state, keep)
+            source = source.index_select(keep)
     hypotheses = []
-    for row in range(batch):
-        words = ids[row][: ids[row].index(EOS)] if EOS in ids[row] else ids[row]
-        attention = None
-        if attentions:
-            attention = torch.stack(attentions, dim=1)[row, : len(words) + 1].cpu()
-        hypotheses.append(Hypothesis(words, float(scores[row]), attention))
+    for row, ids in enumerate(output.tolist()):
+        words = ids[: ids.index(EOS)] if EOS in ids else ids
+        weights = None
+        if attention is not None and model.decoder.attention is not None:
+            weights = attention[row, : len(words) + 1]
+        hypotheses.append(Hypothesis(words, float(scores[row]), weights))
     return hypotheses
 
 
@@ -80,74 +88,81 @@ def beam_search(
 ) -> list[Hypothesis]:
     """Batched beam search with a length penalty; returns the best per sentence.
 
-    Each step scores K*V continuations per sentence and takes the top 2K: those
-    ending in <EOS> become finished hypotheses, the best K others stay alive.
-    A sentence is done once it has K finished hypotheses (then no alive one
-    ranks in its top K, since both lists come from the same sorted candidates).
-    With K = 1 this is exactly greedy decoding.
+    The n sentences still being searched are n*K rows of one decoder batch.
+    Each step scores K*V continuations per sentence and takes the top 2K:
+    those ending in <EOS> within the top K become finished hypotheses (as in
+    fairseq), the best K others stay alive. A sentence is done once it has K
+    finished hypotheses, and its rows leave the batch. With K = 1 this is
+    exactly greedy decoding.
     """
-    batch, k = src.size(0), beam_size
-    device = src.device
+    batch, k, device = src.size(0), beam_size, src.device
     source, state = model.encode(src, src_lengths)
     rows = torch.arange(batch, device=device).repeat_interleave(k)  # (B*K,)
     source = source.index_select(rows)
     state = reorder_state(state, rows)
 
+    active = list(range(batch))  # the sentence of each block of K rows
     # Only the first beam of each sentence is live at the start.
     scores = torch.full((batch, k), float("-inf"), device=device)
     scores[:, 0] = 0.0
     tokens = torch.full((batch * k,), SOS, dtype=torch.long, device=device)
     history = torch.empty((batch * k, 0), dtype=torch.long, device=device)
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
-    done = torch.zeros(batch, dtype=torch.bool)
-    offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)  # (B, 1)
+    beam_offsets = torch.arange(k, device=device)
 
     for step in range(max_len):
+        n = len(active)
         logits, state, _ = model.decoder.step(tokens, state, source)
-        log_probs = F.log_softmax(logits.float(), dim=-1)  # (B*K, V)
+        log_probs = F.log_softmax(logits.float(), dim=-1)  # (n*K, V)
         vocab = log_probs.size(-1)
-        candidates = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)
-        top_scores, top_ids = candidates.topk(min(2 * k, k * vocab), dim=-1)  # (B, 2K)
-        top_beams = top_ids // vocab
-        top_words = top_ids % vocab
+        candidates = (scores.view(-1, 1) + log_probs).view(n, k * vocab)
+        top_scores, top_ids = candidates.topk(min(2 * k, k * vocab), dim=-1)  # (n, 2K)
+        top_beams, top_words = top_ids // vocab, top_ids % vocab
         is_eos = top_words == EOS
 
-        # Record finished hypotheses, best first, up to K per sentence. Only
-        # <EOS> candidates ranked in the top K count (as in fairseq): one
-        # ranked below K alive continuations is not among the K best yet.
+        # Record finished hypotheses, best first, up to K per sentence.
         last = step == max_len - 1
         ending = is_eos[:, :k] | last
         for b, j in ending.nonzero().tolist():
-            if done[b] or top_scores[b, j] == float("-inf"):
+            sentence = active[b]
+            if len(finished[sentence]) >= k or top_scores[b, j] == float("-inf"):
                 continue
-            if len(finished[b]) < k:
-                words = history[b * k + top_beams[b, j]].tolist()
-                if not is_eos[b, j]:
-                    words = words + [int(top_words[b, j])]
-                score = float(top_scores[b, j]) / length_penalty(len(words) + 1, alpha)
-                finished[b].append((score, words))
-        for b in range(batch):
-            if len(finished[b]) >= k:
-                done[b] = True
-        if bool(done.all()) or last:
+            words = history[b * k + top_beams[b, j]].tolist()
+            if not is_eos[b, j]:
+                words.append(int(top_words[b, j]))
+            penalised = float(top_scores[b, j]) / length_penalty(len(words) + 1, alpha)
+            finished[sentence].append((penalised, words))
+        searching = [len(finished[sentence]) < k for sentence in active]
+        if last or not any(searching):
             break
 
         # Keep the best K continuations that did not end in <EOS>.
-        alive_scores = top_scores.masked_fill(is_eos, float("-inf"))
-        alive_scores, order = alive_scores.topk(k, dim=-1)  # (B, K)
-        beams = top_beams.gather(1, order)
-        words = top_words.gather(1, order)
-        source_rows = (offsets + beams).view(-1)  # (B*K,)
-        scores = alive_scores.masked_fill(done.to(device).unsqueeze(1), float("-inf"))
-        history = torch.cat([history[source_rows], words.view(-1, 1)], dim=1)
-        state = reorder_state(state, source_rows)
-        tokens = words.view(-1)
+        alive_scores, order = top_scores.masked_fill(is_eos, float("-inf")).topk(k)
+        words = top_words.gather(1, order)  # (n, K)
+        parents = (torch.arange(n, device=device) * k).unsqueeze(1) + top_beams.gather(
+            1, order
+        )  # (n, K) rows of the current batch
+        if not all(searching):  # drop the rows of sentences that are done
+            keep = torch.tensor(searching, device=device).nonzero().squeeze(1)
+            active = [active[i] for i in keep.tolist()]
+            alive_scores, words, parents = (
+                alive_scores[keep],
+                words[keep],
+                parents[keep],
+            )
+            source = source.index_select(
+                (keep.unsqueeze(1) * k + beam_offsets).view(-1)
+            )
+        parents = parents.view(-1)
+        history = torch.cat([history[parents], words.view(-1, 1)], dim=1)
+        state = reorder_state(state, parents)
+        scores, tokens = alive_scores, words.view(-1)
 
     results = []
-    for b in range(batch):
-        if not finished[b]:
+    for hypotheses in finished:
+        if not hypotheses:
             results.append(Hypothesis([], float("-inf")))
             continue
-        score, words = max(finished[b], key=lambda item: item[0])
+        score, words = max(hypotheses, key=lambda item: item[0])
         results.append(Hypothesis(words, score))
     return results

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import torch
 
 from seqembed.checkpoint import load_checkpoint, restore_model
 from seqembed.config import Config
@@ -42,9 +44,13 @@ class Translator:
         )
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path) -> Translator:
+    def from_checkpoint(cls, path: str | Path, **decode_settings) -> Translator:
+        """Load a run; ``decode_settings`` (e.g. precision="bf16") override the
+        run's own decode section."""
         state = load_checkpoint(Path(path))
         model, config, src_vocab, tgt_vocab = restore_model(state)
+        if decode_settings:
+            config = replace(config, decode=replace(config.decode, **decode_settings))
         return cls(model, config, src_vocab, tgt_vocab, state.get("user_dict"))
 
     def translate(
@@ -80,15 +86,24 @@ class Translator:
         results: list[list[str]] = [[] for _ in ids]
         # An empty input translates to an empty output; only the rest is decoded.
         todo = [i for i, x in enumerate(ids) if x]
-        lengths = [len(ids[i]) for i in todo]
         was_training = self.model.training
         self.model.eval()
-        # Sort by length so each batch pads little; results go back in order.
-        for positions in epoch_batches(
-            lengths, lengths, batch_size, 0, 0, shuffle=False
-        ):
-            batch_index = [todo[p] for p in positions]
-            batch = collate([ids[i] for i in batch_index], [[] for _ in batch_index])
+        with torch.autocast("cpu", torch.bfloat16, enabled=decode.precision == "bf16"):
+            decoded = self._decode([ids[i] for i in todo], beam_size, batch_size)
+        self.model.train(was_training)
+        for i, words in zip(todo, decoded):
+            results[i] = words
+        return results
+
+    def _decode(
+        self, ids: list[list[int]], beam_size: int, batch_size: int
+    ) -> list[list[str]]:
+        """Decode non-empty id sequences in length-sorted batches, in order."""
+        decode = self.config.decode
+        results: list[list[str]] = [[] for _ in ids]
+        lengths = [len(x) for x in ids]
+        for index in epoch_batches(lengths, lengths, batch_size, 0, 0, shuffle=False):
+            batch = collate([ids[i] for i in index], [[] for _ in index])
             max_len = max_output_length(
                 batch.src_lengths, decode.max_len_a, decode.max_len_b
             )
@@ -105,9 +120,8 @@ class Translator:
                     max_len,
                     decode.length_penalty,
                 )
-            for i, hypothesis in zip(batch_index, hypotheses):
+            for i, hypothesis in zip(index, hypotheses):
                 results[i] = self.tgt_vocab.decode(hypothesis.tokens)
-        self.model.train(was_training)
         return results
 
 

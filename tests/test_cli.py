@@ -181,3 +181,22 @@ def test_demo_replaces_an_earlier_demo_but_no_other_run(seed_demo, tmp_path):
     (out / ".seqembed-demo").unlink()
     assert_clean_error(seqembed("demo", "--seed-example", "--out", out), "not a demo")
     assert (out / "last.pt").is_file()
+
+
+def test_given_valid_and_test_files_replace_the_split(tmp_path):
+    rows = [f"{en}\t{zh}" for zh, en in SEED_PAIRS]
+    (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "valid.tsv").write_text(rows[0] + "\n", encoding="utf-8")
+    (tmp_path / "test.tsv").write_text("\n".join(rows[1:3]) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    small = ["--set", "model.emb_size=16", "--set", "model.hidden_size=16"]
+    common = ["--pretokenized", "--set", "vocab.min_freq=1", "--epochs", "1", *small]
+    given = ["--valid", tmp_path / "valid.tsv", "--test", tmp_path / "test.tsv"]
+    result = seqembed("train", tmp_path / "train.tsv", "--out", run, *given, *common)
+    assert result.returncode == 0, result.stderr
+    written = {n: (run / "data" / f"{n}.tsv").read_text().count("\n") for n in
+               ("train", "valid", "test")}  # fmt: skip
+    assert written == {"train": 5, "valid": 1, "test": 2}
+    lonely = seqembed("train", tmp_path / "train.tsv", "--out", tmp_path / "r2",
+                      "--valid", tmp_path / "valid.tsv")  # fmt: skip
+    assert_clean_error(lonely, "--valid and --test go together")

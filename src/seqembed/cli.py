@@ -94,7 +94,7 @@ def cmd_train(args) -> int:
             raise InputError(
                 "nothing to resume: no last.pt in the run directory", run_dir
             )
-        pairs, user_dict = None, None
+        pairs, user_dict, heldout = None, None, None
     else:
         if not args.corpus:
             raise InputError("train needs a CORPUS (or --resume)")
@@ -116,6 +116,16 @@ def cmd_train(args) -> int:
             pairs = read_tsv(
                 Path(args.corpus[0]), data.src_column, data.tgt_column, max_chars, skips
             )
+        heldout = None
+        if args.valid or args.test:
+            if not (args.valid and args.test):
+                raise InputError("--valid and --test go together")
+            data = config.data
+            heldout = {
+                name: read_tsv(Path(path), data.src_column, data.tgt_column,
+                               10**9, SkipCounts())
+                for name, path in (("valid", args.valid), ("test", args.test))
+            }  # fmt: skip
         if skips.total:
             log.warning("%s", skips.summary())
         log.info("read %d pairs", len(pairs))
@@ -128,6 +138,7 @@ def cmd_train(args) -> int:
         resume=args.resume,
         user_dict=user_dict,
         reporter=ProgressReporter(),
+        heldout=heldout,
     )
     _err(
         f"stopped: {result.stopped_because}; best {config.train.early_stopping_metric}"
@@ -316,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--tgt-column", type=int, help="0-based target column (default 0)"
     )
+    train.add_argument(
+        "--valid", help="validation TSV (same columns): use it instead of splitting"
+    )
+    train.add_argument("--test", help="test TSV, with --valid")
     train.add_argument("--user-dict", help="jieba user dictionary for segmentation")
     train.add_argument(
         "--pretokenized",

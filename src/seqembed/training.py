@@ -83,20 +83,30 @@ class TrainResult:
 
 
 def split_corpus(
-    pairs: list[Pair], config: Config, run_dir: Path
+    pairs: list[Pair],
+    config: Config,
+    run_dir: Path,
+    heldout: dict[str, list[Pair]] | None = None,
 ) -> dict[str, list[Pair]]:
-    """Deduplicate, split without shared sentences, write the splits to RUN/data."""
-    unique = deduplicate(pairs)
-    if len(unique) < len(pairs):
-        log.info("removed %d duplicate pairs", len(pairs) - len(unique))
-    data = config.data
-    fraction = data.heldout_fraction
-    splits = split_pairs(
-        unique,
-        valid_size=heldout_size(len(unique), data.valid_size, fraction),
-        test_size=heldout_size(len(unique), data.test_size, fraction),
-        seed=data.split_seed,
-    )
+    """Deduplicate, split without shared sentences, write the splits to RUN/data.
+
+    With ``heldout`` ({"valid": ..., "test": ...}, the user's own split),
+    ``pairs`` are the training pairs as given and nothing is split.
+    """
+    if heldout is not None:
+        splits = {"train": pairs, "valid": heldout["valid"], "test": heldout["test"]}
+    else:
+        unique = deduplicate(pairs)
+        if len(unique) < len(pairs):
+            log.info("removed %d duplicate pairs", len(pairs) - len(unique))
+        data = config.data
+        fraction = data.heldout_fraction
+        splits = split_pairs(
+            unique,
+            valid_size=heldout_size(len(unique), data.valid_size, fraction),
+            test_size=heldout_size(len(unique), data.test_size, fraction),
+            seed=data.split_seed,
+        )
     if not splits["train"]:
         raise InputError("the corpus is too small: no pairs left for training")
     (run_dir / "data").mkdir(parents=True, exist_ok=True)
@@ -256,6 +266,7 @@ def start_session(
     pairs: list[Pair] | None,
     resume: bool,
     user_dict: str | None,
+    heldout: dict[str, list[Pair]] | None = None,
 ) -> Session:
     """Split and tokenise the data, build vocabularies, model and optimiser;
     with ``resume``, restore all of them from ``run_dir/last.pt``."""
@@ -271,7 +282,7 @@ def start_session(
         splits = read_splits(run_dir)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        splits = split_corpus(pairs, config, run_dir)
+        splits = split_corpus(pairs, config, run_dir, heldout)
     save_config(config, run_dir / "config.yaml")
     torch.manual_seed(config.train.seed)
     random.seed(config.train.seed)
@@ -391,12 +402,16 @@ def train(
     resume: bool = False,
     user_dict: str | None = None,
     reporter: Reporter | None = None,
+    heldout: dict[str, list[Pair]] | None = None,
 ) -> TrainResult:
-    """Train on ``pairs`` (or, with ``resume``, continue the run in ``run_dir``)."""
+    """Train on ``pairs`` (or, with ``resume``, continue the run in ``run_dir``).
+
+    ``heldout`` gives the validation and test pairs instead of splitting them
+    off ``pairs``."""
     reporter = reporter or LogReporter()
     run_dir = Path(run_dir)
     started = time.monotonic()
-    session = start_session(config, run_dir, pairs, resume, user_dict)
+    session = start_session(config, run_dir, pairs, resume, user_dict, heldout)
     config, model, counters = session.config, session.model, session.counters
     train_cfg = config.train
     criterion = nn.CrossEntropyLoss(

@@ -145,7 +145,9 @@ def score(hypotheses: list[str], references: list[str], lowercase: bool) -> Scor
     """
     from sacrebleu.metrics import BLEU, CHRF
 
-    bleu = BLEU(lowercase=lowercase)
+    # force: hypotheses are always our own detokenised output; a pretokenised
+    # target side is the user's choice, not a mistake to warn about.
+    bleu = BLEU(lowercase=lowercase, force=True)
     chrf = CHRF(lowercase=lowercase)
     bleu_score = bleu.corpus_score(hypotheses, [references])
     chrf_score = chrf.corpus_score(hypotheses, [references])

@@ -115,3 +115,18 @@ def test_bidirectional_final_state_has_decoder_size():
     assert h.shape == c.shape == (2, 3, 24)
     assert source.memory.shape == (3, 5, 24)
     assert feed is None
+
+
+@pytest.mark.parametrize("kw", ALL)
+def test_training_step_path_equals_decoding_path(kw):
+    """With gradients on, decoder steps go through torch.lstm_cell; without,
+    through nn.LSTM. Both must compute the same function."""
+    model = make(**kw)  # eval mode: no dropout
+    batch = collate(SRC, TGT)
+    source, state = model.encode(batch.src, batch.src_lengths)
+    with torch.enable_grad():
+        cell, cell_state, _ = model.decoder.step(batch.tgt_in[:, 0], state, source)
+    with torch.no_grad():
+        fused, fused_state, _ = model.decoder.step(batch.tgt_in[:, 0], state, source)
+    torch.testing.assert_close(cell, fused, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(cell_state[0], fused_state[0], atol=1e-5, rtol=1e-5)

@@ -200,3 +200,10 @@ def test_given_valid_and_test_files_replace_the_split(tmp_path):
     lonely = seqembed("train", tmp_path / "train.tsv", "--out", tmp_path / "r2",
                       "--valid", tmp_path / "valid.tsv")  # fmt: skip
     assert_clean_error(lonely, "--valid and --test go together")
+
+
+def test_usage_mistakes_are_one_line():
+    assert_clean_error(seqembed("translate"), "seqembed translate: error:", "--help")
+    bogus = seqembed("train", "x.tsv", "--out", "r", "--bogus")
+    assert_clean_error(bogus, "unrecognized arguments")
+    assert_clean_error(seqembed("nonsense"), "invalid choice")

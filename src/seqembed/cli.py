@@ -269,8 +269,15 @@ def cmd_demo(args) -> int:
 # ---------------------------------------------------------------- parser
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes are one line, like every other error (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="seqembed",
         description="Train LSTM encoder-decoder translators and look inside "
         "their embeddings.",

@@ -207,3 +207,38 @@ def test_usage_mistakes_are_one_line():
     bogus = seqembed("train", "x.tsv", "--out", "r", "--bogus")
     assert_clean_error(bogus, "unrecognized arguments")
     assert_clean_error(seqembed("nonsense"), "invalid choice")
+
+
+def test_ctrl_c_saves_the_batch_and_resume_goes_on(tmp_path):
+    import signal
+    import time
+
+    import torch
+
+    from seqembed.demo import resource_path
+
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    corpus = str(resource_path("builtin.tsv"))
+    small = ["--set", "model.hidden_size=32", "--set", "model.emb_size=16"]
+    command = [sys.executable, "-m", "seqembed", "train", corpus, "--out", str(run),
+               "--epochs", "200", "--set", "train.batch_size=4", *small]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # somewhere inside epoch 2
+    process.send_signal(signal.SIGINT)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume continues" in stderr
+    counters = torch.load(run / "last.pt", weights_only=True)["counters"]
+    assert counters["epoch"] >= 2 and counters["step"] > 0
+
+    resumed = seqembed(
+        "train", "--out", run, "--resume", "--epochs", str(counters["epoch"])
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming at epoch {counters['epoch']}, batch {counters['position']}" in (
+        resumed.stderr
+    )

@@ -9,9 +9,11 @@ status 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -66,6 +68,26 @@ class ProgressReporter:
 
 
 # ---------------------------------------------------------------- commands
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c():
+    """The first Ctrl-C asks training to stop after the current batch and save;
+    a second one aborts at once."""
+    requested = False
+
+    def handler(signum, frame):
+        nonlocal requested
+        if requested:
+            raise KeyboardInterrupt
+        requested = True
+        _err("\nseqembed: stopping after this batch to save (Ctrl-C again aborts)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_train(args) -> int:
@@ -131,15 +153,20 @@ def cmd_train(args) -> int:
         log.info("read %d pairs", len(pairs))
         user_dict_path = args.user_dict or config.data.user_dict
         user_dict = read_user_dict(user_dict_path) if user_dict_path else None
-    result = train(
-        config,
-        run_dir,
-        pairs,
-        resume=args.resume,
-        user_dict=user_dict,
-        reporter=ProgressReporter(),
-        heldout=heldout,
-    )
+    with _stop_on_ctrl_c() as stop_requested:
+        result = train(
+            config,
+            run_dir,
+            pairs,
+            resume=args.resume,
+            user_dict=user_dict,
+            reporter=ProgressReporter(),
+            heldout=heldout,
+            stop_requested=stop_requested,
+        )
+    if result.stopped_because.startswith("interrupted"):
+        _err(f"seqembed: interrupted; saved {run_dir / 'last.pt'} (--resume continues)")
+        return 130
     _err(
         f"stopped: {result.stopped_because}; best {config.train.early_stopping_metric}"
         f" {result.best_metric}; run directory: {run_dir}"

@@ -11,6 +11,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -403,11 +404,14 @@ def train(
     user_dict: str | None = None,
     reporter: Reporter | None = None,
     heldout: dict[str, list[Pair]] | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> TrainResult:
     """Train on ``pairs`` (or, with ``resume``, continue the run in ``run_dir``).
 
     ``heldout`` gives the validation and test pairs instead of splitting them
-    off ``pairs``."""
+    off ``pairs``. ``stop_requested`` is asked after every batch (the CLI
+    answers True after Ctrl-C): then ``last.pt`` is saved at that batch, with
+    no validation, and training returns."""
     reporter = reporter or LogReporter()
     run_dir = Path(run_dir)
     started = time.monotonic()
@@ -442,6 +446,8 @@ def train(
         epoch_loss, epoch_tokens, tick = 0.0, 0, time.monotonic()
         out_of_time = False
         while counters["position"] < len(batches) and not out_of_time:
+            if stop_requested():
+                break
             index = batches[counters["position"]]
             batch = collate(
                 [session.train_src[i] for i in index],
@@ -455,6 +461,11 @@ def train(
             seconds = max(time.monotonic() - tick, 1e-9)
             reporter.step(loss, epoch_tokens / seconds)
             out_of_time = time.monotonic() - started >= budget_s
+        if stop_requested():  # save exactly where we are; resume goes on from here
+            elapsed = counters["elapsed_s"] + time.monotonic() - started
+            save_checkpoint(session.checkpoint_state(elapsed), run_dir / "last.pt")
+            stopped_because = "interrupted; --resume continues from this batch"
+            break
         epoch_complete = counters["position"] >= len(batches)
 
         # -- validate and record

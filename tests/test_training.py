@@ -85,3 +85,23 @@ def test_validation_leaves_dropout_on_for_training(tmp_path):
     validate(session)
     assert session.model.training
     assert all(m.training for m in session.model.modules())
+
+
+def test_skipped_training_pairs_leave_pairs_and_tokens_aligned():
+    """Without a validation split, validation BLEU uses the training pairs:
+    their references must stay aligned with their tokens after skips."""
+    from seqembed.corpus import Pair, SkipCounts
+    from seqembed.segment import ChineseSegmenter, EnglishTokenizer
+    from seqembed.training import tokenize_splits
+
+    config = demo_config(seed_example=True, seed=1, extra=["data.max_tokens=3"])
+    pairs = [Pair("我 爱 你", "I love you", 1), Pair("一 二 三 四", "one", 2),
+             Pair("好", "good", 3)]  # fmt: skip
+    skips = SkipCounts()
+    split = tokenize_splits(
+        {"train": pairs}, config, ChineseSegmenter("pretokenized"),
+        EnglishTokenizer("pretokenized", False), skips,
+    )["train"]  # fmt: skip
+    assert skips.summary() == "skipped 1 line: 1 too long"
+    assert [p.tgt for p in split.pairs] == ["I love you", "good"]
+    assert split.tgt == [["I", "love", "you"], ["good"]]

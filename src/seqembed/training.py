@@ -135,11 +135,12 @@ def tokenize_splits(
     tokenizer: EnglishTokenizer,
     skips: SkipCounts,
 ) -> dict[str, Split]:
-    """Segment both sides; training pairs longer than max_tokens are skipped."""
+    """Segment both sides; training pairs longer than max_tokens are skipped
+    (from ``pairs`` too, so pairs and tokens stay aligned)."""
     limit = config.data.max_tokens
     result = {}
     for name, pairs in splits.items():
-        split = Split(pairs=pairs)
+        split = Split(pairs=[])
         for pair in pairs:
             src, tgt = segmenter(pair.src), tokenizer.tokenize(pair.tgt)
             if name == "train" and (len(src) > limit or len(tgt) > limit):
@@ -148,6 +149,7 @@ def tokenize_splits(
             if name == "train" and (not src or not tgt):
                 skips.add("empty after tokenisation")
                 continue
+            split.pairs.append(pair)
             split.src.append(src)
             split.tgt.append(tgt[:limit])
         result[name] = split

@@ -128,21 +128,20 @@ def cmd_train(args) -> int:
                 run_dir,
             )
         skips = SkipCounts()
-        max_chars = config.data.max_chars
+        data = config.data
         if len(args.corpus) == 2:
             pairs = read_aligned(
-                Path(args.corpus[0]), Path(args.corpus[1]), max_chars, skips
+                Path(args.corpus[0]), Path(args.corpus[1]), data.max_chars, skips
             )
         else:
-            data = config.data
             pairs = read_tsv(
-                Path(args.corpus[0]), data.src_column, data.tgt_column, max_chars, skips
-            )
+                Path(args.corpus[0]), data.src_column, data.tgt_column,
+                data.max_chars, skips,
+            )  # fmt: skip
         heldout = None
         if args.valid or args.test:
             if not (args.valid and args.test):
                 raise InputError("--valid and --test go together")
-            data = config.data
             heldout = {
                 name: read_tsv(Path(path), data.src_column, data.tgt_column,
                                10**9, SkipCounts())
@@ -164,7 +163,7 @@ def cmd_train(args) -> int:
             heldout=heldout,
             stop_requested=stop_requested,
         )
-    if result.stopped_because.startswith("interrupted"):
+    if result.interrupted:
         _err(f"seqembed: interrupted; saved {run_dir / 'last.pt'} (--resume continues)")
         return 130
     _err(
@@ -188,7 +187,6 @@ def _load_translator(args):
 
 
 def cmd_translate(args) -> int:
-
     translator = _load_translator(args)
     lines = _read_inputs(args.text)
     outputs = translator.translate(

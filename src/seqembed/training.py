@@ -78,6 +78,7 @@ class TrainResult:
     best_metric: float | None
     stopped_because: str
     final_metrics: dict
+    interrupted: bool = False  # stopped on request; last.pt is mid-epoch
 
 
 # ---------------------------------------------------------------- data
@@ -429,7 +430,7 @@ def train(
     # The budget is per invocation: `--resume --max-minutes 10` trains 10 more.
     budget_s = train_cfg.max_minutes * 60 if train_cfg.max_minutes else math.inf
     higher_is_better = train_cfg.early_stopping_metric == "bleu"
-    stopped_because, metrics = "epoch limit", {}
+    stopped_because, metrics, interrupted = "epoch limit", {}, False
 
     while counters["epoch"] <= train_cfg.epochs:
         # -- one epoch of batches, in an order fixed by (seed, epoch)
@@ -467,6 +468,7 @@ def train(
             elapsed = counters["elapsed_s"] + time.monotonic() - started
             save_checkpoint(session.checkpoint_state(elapsed), run_dir / "last.pt")
             stopped_because = "interrupted; --resume continues from this batch"
+            interrupted = True
             break
         epoch_complete = counters["position"] >= len(batches)
 
@@ -523,4 +525,5 @@ def train(
         best_metric=counters["best"],
         stopped_because=stopped_because,
         final_metrics=metrics,
+        interrupted=interrupted,
     )

@@ -8,7 +8,9 @@ with ``weights_only=True`` (no pickled code can run)::
     src_vocab, tgt_vocab  {"tokens": [...], "freqs": [...]}
     user_dict             jieba user dictionary text, or None
     model                 model state_dict
-    initial_embeddings    {"src": (V_src, emb), "tgt": (V_tgt, emb)} before training
+    initial_embeddings    {"src": (V_src, emb), "tgt": (V_tgt, emb),
+                          "out": (V_tgt, hidden)} before training ("out", the
+                          output projection's rows, from seqembed 0.1.1 on)
     optimizer, scheduler  state_dicts (absent in a weights-only export)
     counters              epoch, step, batch position, best metric, ...
     rng                   torch and Python RNG states

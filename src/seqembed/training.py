@@ -328,6 +328,7 @@ def start_session(
         initial_embeddings={
             "src": model.encoder.embedding.weight.detach().clone(),
             "tgt": model.decoder.embedding.weight.detach().clone(),
+            "out": model.decoder.output_projection.weight.detach().clone(),
         },
         optimizer=optimizer,
         scheduler=make_scheduler(optimizer, config),

@@ -1,0 +1,254 @@
+"""An embedding table as plain data, and the similarity computations over it.
+
+``EmbeddingTable`` holds tokens, token -> row index, a (n_words, dim) float32
+matrix, each token's training frequency, and cached norms (gensim's
+KeyedVectors, without the sixty methods). Everything that needs all pairs of
+rows works in chunks of rows, so a 30,000-word table never becomes a dense
+30,000 x 30,000 matrix.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqembed.errors import InputError
+from seqembed.vocab import SPECIALS
+
+# Which matrix of a checkpoint a table comes from.
+#   src      encoder input embeddings (source words)
+#   tgt      decoder input embeddings (target words)
+#   out      decoder output projection rows (target words)
+KINDS = ("src", "tgt", "out")
+_WEIGHTS = {
+    "src": "encoder.embedding.weight",
+    "tgt": "decoder.embedding.weight",
+    "out": "decoder.output_projection.weight",
+}
+
+CHUNK_ROWS = 2048  # rows per block: 2048 x 30,000 float32 is 245 MB
+
+
+@dataclass
+class EmbeddingTable:
+    """Rows of ``vectors`` are the embeddings of ``tokens`` (same order)."""
+
+    tokens: list[str]
+    vectors: np.ndarray  # (n_words, dim) float32
+    freqs: np.ndarray  # (n_words,) training frequency (0 for special tokens)
+    index: dict[str, int] = field(init=False, repr=False)
+    _norms: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        self.freqs = np.asarray(self.freqs, dtype=np.int64)
+        if self.vectors.ndim != 2 or len(self.tokens) != len(self.vectors):
+            raise ValueError("vectors must be (len(tokens), dim)")
+        if len(self.freqs) != len(self.tokens):
+            raise ValueError("freqs must have one entry per token")
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.index
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    @property
+    def norms(self) -> np.ndarray:
+        if self._norms is None:
+            self._norms = np.linalg.norm(self.vectors, axis=1)
+        return self._norms
+
+    def unit_vectors(self) -> np.ndarray:
+        """Rows scaled to length 1 (a zero row stays zero)."""
+        norms = self.norms[:, None]
+        return self.vectors / np.where(norms > 0, norms, 1.0)
+
+    def vector(self, token: str) -> np.ndarray:
+        return self.vectors[self.index[token]]
+
+    def similarity(self, a: str, b: str) -> float:
+        return cosine(self.vector(a), self.vector(b))
+
+    def select(self, tokens: list[str]) -> EmbeddingTable:
+        """The sub-table of these tokens, in this order."""
+        rows = [self.index[token] for token in tokens]
+        return EmbeddingTable(list(tokens), self.vectors[rows], self.freqs[rows])
+
+    def words(
+        self,
+        min_freq: int = 1,
+        include_specials: bool = False,
+        only: list[str] | None = None,
+    ) -> EmbeddingTable:
+        """The analysed sub-table: ``only`` these words (those in the table), or
+        every word seen at least ``min_freq`` times in training."""
+        if only is not None:
+            chosen = [t for t in dict.fromkeys(only) if t in self.index]
+        else:
+            chosen = [
+                t
+                for t, f in zip(self.tokens, self.freqs)
+                if f >= min_freq or (include_specials and t in SPECIALS)
+            ]
+        if not include_specials:
+            chosen = [t for t in chosen if t not in SPECIALS]
+        return self.select(chosen)
+
+    def most_similar(self, token: str, k: int = 10) -> list[tuple[str, float]]:
+        """The k nearest other rows by cosine, best first."""
+        unit = self.unit_vectors()
+        scores = unit @ unit[self.index[token]]
+        scores[self.index[token]] = -np.inf
+        k = min(k, len(self) - 1)
+        best = np.argpartition(-scores, k - 1)[:k] if k > 0 else []
+        best = sorted(best, key=lambda i: -scores[i])
+        return [(self.tokens[i], float(scores[i])) for i in best]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / denominator if denominator else 0.0
+
+
+def load_tables(
+    state: dict[str, Any], initial: bool = False
+) -> dict[str, EmbeddingTable]:
+    """The src/tgt/out tables of a loaded checkpoint (``initial``: the
+    untrained values saved at the start of training, where present)."""
+    src_vocab, tgt_vocab = state["src_vocab"], state["tgt_vocab"]
+    vocab_of = {"src": src_vocab, "tgt": tgt_vocab, "out": tgt_vocab}
+    tables = {}
+    for kind in KINDS:
+        if initial:
+            weight = state.get("initial_embeddings", {}).get(kind)
+        else:
+            weight = state["model"].get(_WEIGHTS[kind])
+        if weight is None:
+            continue
+        vocab = vocab_of[kind]
+        tables[kind] = EmbeddingTable(
+            list(vocab["tokens"]), weight.float().numpy(), vocab["freqs"]
+        )
+    return tables
+
+
+def read_word_list(path: Path) -> list[str]:
+    """Words from a file: whitespace-separated, ``#`` starts a comment."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = text_line_of_offset(Path(path).read_bytes(), error.start)
+        raise InputError("not UTF-8 text", path, line) from None
+    except OSError as error:
+        raise InputError(error.strerror or str(error), path) from None
+    words = []
+    for line in text.splitlines():
+        words.extend(line.split("#", 1)[0].split())
+    if not words:
+        raise InputError("no words in the word list", path)
+    return words
+
+
+def text_line_of_offset(data: bytes, offset: int) -> int:
+    return data[:offset].count(b"\n") + 1
+
+
+# ------------------------------------------------------------ all pairs
+
+
+def _blocks(n: int, chunk: int = CHUNK_ROWS):
+    for start in range(0, n, chunk):
+        yield start, min(start + chunk, n)
+
+
+def top_pairs(unit: np.ndarray, n: int) -> list[tuple[int, int, float]]:
+    """The ``n`` most similar pairs (i < j) of unit rows, best first.
+
+    Works one block of rows at a time against the rows after it, keeping
+    only each block's best candidates, so memory is O(chunk x n_words).
+    """
+    n_words = len(unit)
+    best: list[tuple[float, int, int]] = []  # min-heap of (score, i, j)
+    for start, stop in _blocks(n_words):
+        scores = unit[start:stop] @ unit[start:].T  # (block, n_words - start)
+        rows = np.arange(stop - start)
+        # Keep only j > i: mask the diagonal and everything left of it.
+        mask = np.arange(n_words - start)[None, :] <= rows[:, None]
+        scores[mask] = -np.inf
+        flat = scores.ravel()
+        take = min(n, flat.size)
+        if take <= 0:
+            continue
+        candidates = np.argpartition(-flat, take - 1)[:take]
+        for position in candidates:
+            score = float(flat[position])
+            if score == -np.inf:
+                continue
+            i, j = divmod(int(position), scores.shape[1])
+            item = (score, start + i, start + j)
+            if len(best) < n:
+                heapq.heappush(best, item)
+            elif item > best[0]:
+                heapq.heapreplace(best, item)
+    return [(i, j, s) for s, i, j in sorted(best, reverse=True)]
+
+
+@dataclass
+class PairwiseSummary:
+    """Mean, std and range of the cosine over all pairs i < j."""
+
+    n_pairs: int
+    mean: float
+    std: float
+    min: float
+    max: float
+
+
+def pairwise_summary(unit: np.ndarray) -> PairwiseSummary:
+    """Exact moments over all i < j pairs, accumulated block by block in
+    float64 (the products themselves stay float32)."""
+    n_words = len(unit)
+    total = total_sq = 0.0
+    low, high = np.inf, -np.inf
+    count = 0
+    for start, stop in _blocks(n_words):
+        scores = unit[start:stop] @ unit[start:].T
+        rows = np.arange(stop - start)
+        upper = np.arange(n_words - start)[None, :] > rows[:, None]
+        values = scores[upper].astype(np.float64)
+        if values.size:
+            total += values.sum()
+            total_sq += (values**2).sum()
+            low = min(low, float(values.min()))
+            high = max(high, float(values.max()))
+            count += values.size
+    if count == 0:
+        nan = float("nan")
+        return PairwiseSummary(0, nan, nan, nan, nan)
+    mean = float(total / count)
+    variance = max(total_sq / count - mean**2, 0.0)
+    return PairwiseSummary(count, mean, float(variance**0.5), low, high)
+
+
+def neighbour_ids(unit: np.ndarray, k: int) -> np.ndarray:
+    """(n_words, k) indices of each row's k nearest other rows, best first."""
+    n_words = len(unit)
+    k = min(k, n_words - 1)
+    result = np.empty((n_words, k), dtype=np.int64)
+    for start, stop in _blocks(n_words):
+        scores = unit[start:stop] @ unit.T  # (block, n_words)
+        scores[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1)
+        result[start:stop] = np.take_along_axis(best, order, axis=1)
+    return result

@@ -157,6 +157,23 @@ def tokenize_splits(
     return result
 
 
+def training_tokens(run_dir: Path, checkpoint: dict) -> Split:
+    """The run's training pairs, segmented and tokenised exactly as training
+    saw them (for co-occurrence counts and contextual states)."""
+    config = from_dict(checkpoint["config"], "checkpoint")
+    pairs = read_splits(Path(run_dir))["train"]
+    if not pairs:
+        raise InputError("the run has no training data (data/train.tsv)", run_dir)
+    segmenter = ChineseSegmenter(
+        config.data.src_segmentation, checkpoint.get("user_dict")
+    )
+    tokenizer = EnglishTokenizer(config.data.tgt_tokenization, config.data.lowercase)
+    splits = tokenize_splits(
+        {"train": pairs}, config, segmenter, tokenizer, SkipCounts()
+    )
+    return splits["train"]
+
+
 # ---------------------------------------------------------------- steps
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from seqembed.errors import InputError
 from seqembed.vocab import SPECIALS
@@ -171,38 +172,6 @@ def _blocks(n: int, chunk: int = CHUNK_ROWS):
         yield start, min(start + chunk, n)
 
 
-def top_pairs(unit: np.ndarray, n: int) -> list[tuple[int, int, float]]:
-    """The ``n`` most similar pairs (i < j) of unit rows, best first.
-
-    Works one block of rows at a time against the rows after it, keeping
-    only each block's best candidates, so memory is O(chunk x n_words).
-    """
-    n_words = len(unit)
-    best: list[tuple[float, int, int]] = []  # min-heap of (score, i, j)
-    for start, stop in _blocks(n_words):
-        scores = unit[start:stop] @ unit[start:].T  # (block, n_words - start)
-        rows = np.arange(stop - start)
-        # Keep only j > i: mask the diagonal and everything left of it.
-        mask = np.arange(n_words - start)[None, :] <= rows[:, None]
-        scores[mask] = -np.inf
-        flat = scores.ravel()
-        take = min(n, flat.size)
-        if take <= 0:
-            continue
-        candidates = np.argpartition(-flat, take - 1)[:take]
-        for position in candidates:
-            score = float(flat[position])
-            if score == -np.inf:
-                continue
-            i, j = divmod(int(position), scores.shape[1])
-            item = (score, start + i, start + j)
-            if len(best) < n:
-                heapq.heappush(best, item)
-            elif item > best[0]:
-                heapq.heapreplace(best, item)
-    return [(i, j, s) for s, i, j in sorted(best, reverse=True)]
-
-
 @dataclass
 class PairwiseSummary:
     """Mean, std and range of the cosine over all pairs i < j."""
@@ -214,30 +183,101 @@ class PairwiseSummary:
     max: float
 
 
-def pairwise_summary(unit: np.ndarray) -> PairwiseSummary:
-    """Exact moments over all i < j pairs, accumulated block by block in
-    float64 (the products themselves stay float32)."""
+def cosine_moments(unit: np.ndarray) -> tuple[int, float, float]:
+    """Number of pairs i < j and the mean and std of their cosine, exactly and
+    without any pairwise matrix: with U the unit rows,
+
+        sum_ij u_i.u_j      = |sum_i u_i|^2
+        sum_ij (u_i.u_j)^2  = |U^T U|_F^2      (a dim x dim matrix)
+
+    and the i < j part is (all - diagonal) / 2.
+    """
     n_words = len(unit)
-    total = total_sq = 0.0
-    low, high = np.inf, -np.inf
-    count = 0
-    for start, stop in _blocks(n_words):
-        scores = unit[start:stop] @ unit[start:].T
-        rows = np.arange(stop - start)
-        upper = np.arange(n_words - start)[None, :] > rows[:, None]
-        values = scores[upper].astype(np.float64)
-        if values.size:
-            total += values.sum()
-            total_sq += (values**2).sum()
-            low = min(low, float(values.min()))
-            high = max(high, float(values.max()))
-            count += values.size
+    count = n_words * (n_words - 1) // 2
     if count == 0:
-        nan = float("nan")
-        return PairwiseSummary(0, nan, nan, nan, nan)
+        return 0, float("nan"), float("nan")
+    unit64 = unit.astype(np.float64)
+    squared_norms = np.einsum("ij,ij->i", unit64, unit64)
+    total = (np.sum(np.square(unit64.sum(axis=0))) - squared_norms.sum()) / 2
+    gram = unit64.T @ unit64  # (dim, dim)
+    total_sq = (np.sum(np.square(gram)) - np.sum(np.square(squared_norms))) / 2
     mean = float(total / count)
-    variance = max(total_sq / count - mean**2, 0.0)
-    return PairwiseSummary(count, mean, float(variance**0.5), low, high)
+    variance = max(float(total_sq / count) - mean**2, 0.0)
+    return count, mean, variance**0.5
+
+
+def scan_pairs(
+    unit: np.ndarray, top_n: int = 0
+) -> tuple[PairwiseSummary, list[tuple[int, int, float]]]:
+    """Moments and range of the cosine over all pairs i < j of unit rows, and
+    the ``top_n`` most similar pairs (best first).
+
+    Block ``b`` of rows is multiplied only with the rows from ``b``'s first row
+    on (the upper triangle plus a small square), so memory is O(chunk x
+    n_words) and the work is half the full matrix::
+
+        rows b:  [ square | rectangle to the right ]
+                   ^ only its strict upper triangle counts
+    """
+    n_words = len(unit)
+    count, mean, std = cosine_moments(unit)
+    if count == 0:
+        return PairwiseSummary(0, mean, std, float("nan"), float("nan")), []
+    low, high = np.inf, -np.inf
+    best: list[tuple[float, int, int]] = []  # min-heap of (score, i, j)
+    # torch for the products and the min/max (vectorised, several times
+    # faster than numpy's reductions here); numpy views of the same memory.
+    rows = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))
+    for start, stop in _blocks(n_words):
+        scores = rows[start:stop] @ rows[start:].T  # (block, n_words - start)
+        square = scores[:, : stop - start]
+        lower = torch.ones_like(square, dtype=torch.bool).tril()
+        square.masked_fill_(lower, -np.inf)
+        block_high = float(scores.max())
+        high = max(high, block_high)
+        if top_n:
+            _keep_best(scores, start, top_n, best)
+        square.masked_fill_(lower, np.inf)
+        low = min(low, float(scores.min()))
+    summary = PairwiseSummary(count, mean, std, low, high)
+    return summary, [(i, j, s) for s, i, j in sorted(best, reverse=True)]
+
+
+def _keep_best(scores: torch.Tensor, start: int, n: int, best: list) -> None:
+    """Merge this block's best scores into the heap ``best`` of the ``n`` best
+    (score, i, j) so far.
+
+    Only rows whose maximum reaches the threshold are looked at: the heap's
+    minimum, or the n-th largest row maximum (at least n scores reach it).
+    """
+    row_max = scores.amax(dim=1)  # (block,)
+    threshold = best[0][0] if len(best) == n else -np.inf
+    if len(row_max) >= n:
+        threshold = max(threshold, float(row_max.topk(n).values[-1]))
+    rows = torch.nonzero(row_max >= threshold).flatten().numpy()
+    if len(rows) == 0:
+        return
+    selected = scores[rows].numpy()  # (few rows, n_words - start)
+    where_i, where_j = np.nonzero(selected >= threshold)
+    values = selected[where_i, where_j]
+    if len(values) > n:
+        keep = np.argpartition(-values, n - 1)[:n]
+        where_i, where_j, values = where_i[keep], where_j[keep], values[keep]
+    for i, j, value in zip(where_i, where_j, values):
+        item = (float(value), start + int(rows[i]), start + int(j))
+        if len(best) < n:
+            heapq.heappush(best, item)
+        elif item > best[0]:
+            heapq.heapreplace(best, item)
+
+
+def top_pairs(unit: np.ndarray, n: int) -> list[tuple[int, int, float]]:
+    """The ``n`` most similar pairs (i < j) of unit rows, best first."""
+    return scan_pairs(unit, n)[1]
+
+
+def pairwise_summary(unit: np.ndarray) -> PairwiseSummary:
+    return scan_pairs(unit)[0]
 
 
 def neighbour_ids(unit: np.ndarray, k: int) -> np.ndarray:

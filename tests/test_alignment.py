@@ -191,6 +191,11 @@ def test_report_with_too_small_a_lexicon_says_so():
     assert report["spaces"] == {}
     assert "fewer than 10" in report["message"]
     json.dumps(report)
+    # Every word was seen 5 times: asking for 6 leaves no pairs at all.
+    src, tgt, lexicon = planted(n_words=200)
+    report = alignment_report({"src": src, "tgt": tgt}, lexicon=lexicon, min_freq=6)
+    assert report["status"] == STATUS_TOO_SMALL
+    assert report["lexicon"]["n_pairs"] == 0
 
 
 def check_scores(scores: dict) -> None:

@@ -23,7 +23,8 @@ Its result is plain JSON data::
 
     status          "ok" or "not enough lexicon entries"
     message         why not (empty when ok)
-    settings        {test_fraction, random_state, csls_k, alpha, ks: [1, 5, 10]}
+    settings        {test_fraction, random_state, csls_k, alpha, min_freq,
+                     ks: [1, 5, 10]}
     lexicon         {name, n_pairs, n_src_words, n_train_pairs, n_test_pairs,
                      n_train_words, n_test_words}   (words: Chinese headwords)
     spaces          {"tgt": SPACE, "out": SPACE}    (empty unless status is ok;
@@ -260,18 +261,13 @@ class CrossLingualMap:
             gold[zh].add(self.tgt_words_.index[en])
         ranked = self._ranked(test_words, max(ks), csls_k)
         result = {}
-        for retrieval, ids in ranked.items():
-            result[retrieval] = {
-                f"p_at_{k}": float(
-                    np.mean(
-                        [
-                            bool(gold[w] & set(row[:k]))
-                            for w, row in zip(test_words, ids)
-                        ]
-                    )
-                )
-                for k in ks
-            }
+        for retrieval, ids in ranked.items():  # ids: (n_test_words, max(ks))
+            hits = [
+                [bool(gold[w] & set(row[:k])) for k in ks]
+                for w, row in zip(test_words, ids)
+            ]
+            precision = np.mean(hits, axis=0)  # (len(ks),)
+            result[retrieval] = {f"p_at_{k}": float(p) for k, p in zip(ks, precision)}
         return result
 
     def translate(
@@ -333,18 +329,29 @@ def alignment_report(
     random_state: int = 0,
     csls_k: int = 10,
     alpha: float = 1.0,
+    min_freq: int = 1,
     min_test_words: int = 10,
 ) -> dict:
     """Held-out precision@k of src -> tgt and src -> out maps, trained beside
     initial and shuffled-lexicon baselines; the layout is in the module
     docstring. ``trained``/``initial`` are ``load_tables`` results;
-    ``lexicon`` defaults to CC-CEDICT over the trained vocabularies."""
+    ``lexicon`` defaults to CC-CEDICT over the trained vocabularies, of which
+    only pairs of words seen ``min_freq`` times or more on both sides count (the
+    retrieval is still over the whole target vocabulary): rare words have
+    barely trained embeddings."""
     src = trained["src"].words(min_freq=0)
     tgt = trained["tgt"].words(min_freq=0)
     name = LEXICON_NAME if lexicon is None else "given"
     if lexicon is None:
         lexicon = cedict_lexicon(src.tokens, tgt.tokens)
-    lexicon = [(zh, en) for zh, en in dict.fromkeys(lexicon) if zh in src and en in tgt]
+    lexicon = [
+        (zh, en)
+        for zh, en in dict.fromkeys(lexicon)
+        if zh in src
+        and en in tgt
+        and src.freqs[src.index[zh]] >= min_freq
+        and tgt.freqs[tgt.index[en]] >= min_freq
+    ]
     train, test = split_lexicon(lexicon, test_fraction, random_state)
     report = {
         "status": STATUS_OK,
@@ -354,6 +361,7 @@ def alignment_report(
             "random_state": random_state,
             "csls_k": csls_k,
             "alpha": alpha,
+            "min_freq": min_freq,
             "ks": list(KS),
         },
         "lexicon": {

@@ -46,12 +46,17 @@ class Finding:
     p_value: float
     p_adjusted: float = float("nan")
     above_chance: bool = False
+    # Top pairs only: the best k-th cosine of random tables shaped like this one.
+    shaped_chance: float | None = None
 
     def sentence(self, alpha: float) -> str:
         verdict = "above chance" if self.above_chance else "not above chance"
+        shaped = ""
+        if self.shaped_chance is not None:
+            shaped = f"; {self.shaped_chance:.4f} in random vectors shaped like these"
         return (
-            f"{self.subject}: {self.value:.4f} (chance {self.chance:.4f}) is "
-            f"{verdict} (adjusted p = {self.p_adjusted:.3g}, level {alpha})"
+            f"{self.subject}: {self.value:.4f} (chance {self.chance:.4f}{shaped}) "
+            f"is {verdict} (adjusted p = {self.p_adjusted:.3g}, level {alpha})"
         )
 
 
@@ -71,6 +76,7 @@ class EmbeddingAnalysis:
         max_pairs: int = 20_000,
         alpha: float = 0.05,
         correction: str = "holm",
+        shaped_null_repeats: int | None = None,
         random_state: int = 0,
     ):
         self.top_n = top_n
@@ -80,6 +86,7 @@ class EmbeddingAnalysis:
         self.max_pairs = max_pairs
         self.alpha = alpha
         self.correction = correction
+        self.shaped_null_repeats = shaped_null_repeats
         self.random_state = random_state
 
     def fit(
@@ -96,11 +103,17 @@ class EmbeddingAnalysis:
             initial = initial.select(table.tokens)
         rng = np.random.default_rng(self.random_state)
         bins, matched = frequency_bins(table.freqs)
+        scan = scan_pairs(table.unit_vectors(), self.top_n)
+        initial_scan = None
+        if initial is not None:
+            initial_scan = scan_pairs(initial.unit_vectors(), self.top_n)
         result = {
             "n_words": len(table),
             "dim": table.dim,
-            "similar_pairs": similar_pairs(table, initial, self.top_n),
-            "statistics": statistics(table, initial),
+            "similar_pairs": similar_pairs(
+                table, initial, scan, initial_scan, self.shaped_null_repeats, rng
+            ),
+            "statistics": statistics(table, scan, initial_scan, initial),
             "outliers": outliers(table, initial, self.k_std, self.mad_threshold, rng),
             "movement": movement(table, initial, rng) if initial else None,
             "groups": None,
@@ -141,6 +154,7 @@ class EmbeddingAnalysis:
                     pair["cosine"],
                     pair["chance_cosine"],
                     pair["p_value"],
+                    shaped_chance=pair["shaped_chance_cosine"],
                 )
             )
         for group in (result["groups"] or {}).get("groups", []):
@@ -207,7 +221,9 @@ class EmbeddingAnalysis:
                 f.chance,
                 f.p_value,
                 p,
-                bool(p <= self.alpha),
+                bool(p <= self.alpha)
+                and (f.shaped_chance is None or f.value > f.shaped_chance),
+                f.shaped_chance,
             )
             for f, p in zip(raw, adjusted)
         ]
@@ -231,10 +247,6 @@ def frequency_bins(freqs: np.ndarray) -> tuple[np.ndarray, bool]:
     return (ranks * n_bins // len(freqs)).astype(np.int64), True
 
 
-def _unit(table: EmbeddingTable) -> np.ndarray:
-    return table.unit_vectors()
-
-
 def _pair_cosines(unit: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", unit[a], unit[b])
 
@@ -248,14 +260,56 @@ def _round(value: float | None) -> float | None:
 # ------------------------------------------------------- similar pairs
 
 
+def shaped_null_repeats(n_words: int) -> int:
+    """How many shape-matched random tables to draw: each costs a full pass
+    over all pairs, so fewer for large tables (none past 20,000 words)."""
+    if n_words <= 2_000:
+        return 20
+    if n_words <= 5_000:
+        return 5
+    return 1 if n_words <= 20_000 else 0
+
+
+def shaped_top_scores(
+    table: EmbeddingTable, n: int, repeats: int, rng: np.random.Generator
+) -> np.ndarray | None:
+    """The top-n cosines of Gaussian tables with this table's mean vector and
+    covariance, (repeats, n). Trained embeddings share a common direction
+    (every cosine is shifted up), which alone lifts the top pairs far above
+    isotropic chance; a pair that means something must beat this too."""
+    if repeats <= 0 or len(table) < 3:
+        return None
+    vectors = table.vectors.astype(np.float64)
+    mean = vectors.mean(axis=0)
+    # Cholesky factor of the covariance (jitter keeps a rank-deficient one usable).
+    covariance = np.cov(vectors, rowvar=False) + 1e-9 * np.eye(table.dim)
+    factor = np.linalg.cholesky(covariance)
+    tops = []
+    for _ in range(repeats):
+        noise = rng.standard_normal((len(table), table.dim))
+        fake = (mean + noise @ factor.T).astype(np.float32)
+        fake /= np.maximum(np.linalg.norm(fake, axis=1, keepdims=True), 1e-12)
+        _, best = scan_pairs(fake, n)
+        tops.append([score for _, _, score in best])
+    return np.array(tops)
+
+
 def similar_pairs(
-    table: EmbeddingTable, initial: EmbeddingTable | None, n: int
+    table: EmbeddingTable,
+    initial: EmbeddingTable | None,
+    scan,
+    initial_scan,
+    repeats: int | None,
+    rng: np.random.Generator,
 ) -> dict:
-    summary, top = scan_pairs(_unit(table), n)
+    summary, top = scan
     n_pairs = summary.n_pairs
     expected = chance.expected_top_scores(len(top), n_pairs, table.dim)
     pvalues = chance.top_pair_pvalues([s for _, _, s in top], n_pairs, table.dim)
-    initial_unit = _unit(initial) if initial is not None else None
+    if repeats is None:
+        repeats = shaped_null_repeats(len(table))
+    shaped = shaped_top_scores(table, len(top), repeats, rng)
+    initial_unit = initial.unit_vectors() if initial is not None else None
     pairs = []
     for rank, ((i, j, score), typical, p) in enumerate(
         zip(top, expected, pvalues), start=1
@@ -271,29 +325,34 @@ def similar_pairs(
                 else float(initial_unit[i] @ initial_unit[j]),
                 "chance_cosine": typical,
                 "p_value": p,
+                "shaped_chance_cosine": None
+                if shaped is None
+                else float(shaped[:, rank - 1].max()),
             }
         )
     initial_top = []
-    if initial_unit is not None:
-        _, best = scan_pairs(initial_unit, n)
+    if initial_scan is not None:
         initial_top = [
             {"a": table.tokens[i], "b": table.tokens[j], "cosine": s}
-            for i, j, s in best
+            for i, j, s in initial_scan[1]
         ]
     return {
         "n_pairs": n_pairs,
+        "shaped_null_repeats": 0 if shaped is None else len(shaped),
         "pairs": pairs,
         "initial_top": initial_top,
         "note": "chance_cosine: the typical k-th best cosine among this many "
-        "pairs of random vectors of this dimension",
+        "pairs of isotropic random vectors of this dimension (p_value is against "
+        "them); shaped_chance_cosine: the highest k-th best cosine over "
+        "shaped_null_repeats random tables with this table's mean and covariance",
     }
 
 
 # --------------------------------------------------------- statistics
 
 
-def _norm_and_cosine(table: EmbeddingTable) -> dict:
-    summary, _ = scan_pairs(_unit(table))
+def _norm_and_cosine(table: EmbeddingTable, scan) -> dict:
+    summary = scan[0]
     return {
         "norm_mean": float(table.norms.mean()),
         "norm_std": float(table.norms.std()),
@@ -304,11 +363,12 @@ def _norm_and_cosine(table: EmbeddingTable) -> dict:
     }
 
 
-def statistics(table: EmbeddingTable, initial: EmbeddingTable | None) -> dict:
+def statistics(table: EmbeddingTable, scan, initial_scan=None, initial=None) -> dict:
     scale = chance.coordinate_scale(table.vectors)
     norm_mean, norm_std = chance.chi_norm_moments(table.dim, scale)
     n_pairs = len(table) * (len(table) - 1) // 2
     extremes = chance.expected_top_scores(1, n_pairs, table.dim) if n_pairs else [0]
+    unit = table.unit_vectors()
     bands = []
     for low, high in FREQUENCY_BANDS:
         mask = (table.freqs >= low) & (
@@ -317,8 +377,7 @@ def statistics(table: EmbeddingTable, initial: EmbeddingTable | None) -> dict:
         rows = np.flatnonzero(mask)
         if len(rows) == 0:
             continue
-        unit = _unit(table)[rows]
-        _, mean, std = cosine_moments(unit)
+        _, mean, std = cosine_moments(unit[rows])
         norms = table.norms[rows]
         bands.append(
             {
@@ -331,8 +390,10 @@ def statistics(table: EmbeddingTable, initial: EmbeddingTable | None) -> dict:
             }
         )
     return {
-        "overall": _norm_and_cosine(table),
-        "initial": _norm_and_cosine(initial) if initial is not None else None,
+        "overall": _norm_and_cosine(table, scan),
+        "initial": None
+        if initial_scan is None
+        else _norm_and_cosine(initial, initial_scan),
         "chance": {
             "norm_mean": norm_mean,
             "norm_std": norm_std,
@@ -440,8 +501,8 @@ def movement(
     a = rng.integers(0, n_words, size=n_sampled_pairs)
     b = rng.integers(0, n_words, size=n_sampled_pairs)
     keep = a != b
-    trained = _pair_cosines(_unit(table), a[keep], b[keep])
-    untrained = _pair_cosines(_unit(initial), a[keep], b[keep])
+    trained = _pair_cosines(table.unit_vectors(), a[keep], b[keep])
+    untrained = _pair_cosines(initial.unit_vectors(), a[keep], b[keep])
     correlation = (
         float(np.corrcoef(trained, untrained)[0, 1]) if keep.sum() > 2 else None
     )
@@ -510,8 +571,8 @@ def group_cohesion(
     """Mean within-group cosine of each group, the mean cosine between its
     words and the other groups' words, and a permutation p-value: how often
     random word sets of the same size (and frequency bins) are as cohesive."""
-    unit = _unit(table)
-    initial_unit = _unit(initial) if initial is not None else None
+    unit = table.unit_vectors()
+    initial_unit = initial.unit_vectors() if initial is not None else None
     members_of = {
         name: np.array([table.index[w] for w in words if w in table], dtype=np.int64)
         for name, words in groups.items()
@@ -646,7 +707,7 @@ def cooccurrence(
     for prefix, source in (("", table), ("initial_", initial)):
         if source is None:
             continue
-        unit = _unit(source)
+        unit = source.unit_vectors()
         co = _pair_cosines(unit, co_i, co_j)
         never = _pair_cosines(unit, never_i, never_j)
         difference = float(co.mean() - never.mean())

@@ -13,10 +13,10 @@ TensorBoard Embedding Projector (``tensorboard --logdir FOLDER``, tab
                                     when there are several columns)
     FOLDER/projector_config.pbtxt   text proto naming the two files
 
-Both formats split on whitespace, so characters that would break a line
-apart become U+2581 (``▁``, the SentencePiece space): in word2vec tokens every
-whitespace character; in projector labels tabs and line breaks (a plain space
-is fine there). Two tokens that would end up identical are refused rather
+Characters that the readers take for field or line separators become U+2581
+(``▁``, the SentencePiece space): in word2vec tokens every whitespace
+character; in projector labels tabs and line breaks (a plain space is fine
+there). Two tokens that would end up identical are refused rather
 than silently merged.
 """
 

@@ -276,8 +276,14 @@ def shaped_top_scores(
     """The top-n cosines of Gaussian tables with this table's mean vector and
     covariance, (repeats, n). Trained embeddings share a common direction
     (every cosine is shifted up), which alone lifts the top pairs far above
-    isotropic chance; a pair that means something must beat this too."""
-    if repeats <= 0 or len(table) < 3:
+    isotropic chance; a pair that means something must beat this too.
+
+    The covariance needs several words per dimension to be estimated: with
+    fewer than 4 x dim words (the design's 18 words in 64 dimensions) the
+    sample covariance is rank-deficient, its random tables live in a
+    subspace, and their cosines would be inflated; there is no shaped null.
+    """
+    if repeats <= 0 or len(table) < 4 * table.dim:
         return None
     vectors = table.vectors.astype(np.float64)
     mean = vectors.mean(axis=0)

@@ -418,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--force", action="store_true", help="download again")
     data.set_defaults(func=cmd_data)
+
+    from seqembed.cli_analysis import add_commands
+
+    add_commands(commands)
     return parser
 
 

@@ -281,14 +281,14 @@ def pairwise_summary(unit: np.ndarray) -> PairwiseSummary:
 
 
 def neighbour_ids(unit: np.ndarray, k: int) -> np.ndarray:
-    """(n_words, k) indices of each row's k nearest other rows, best first."""
+    """(n_words, k) indices of each row's k nearest other rows, best first
+    (torch.topk: many times faster than numpy's argpartition on wide rows)."""
     n_words = len(unit)
     k = min(k, n_words - 1)
+    rows = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))
     result = np.empty((n_words, k), dtype=np.int64)
     for start, stop in _blocks(n_words):
-        scores = unit[start:stop] @ unit.T  # (block, n_words)
-        scores[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1)
-        result[start:stop] = np.take_along_axis(best, order, axis=1)
+        scores = rows[start:stop] @ rows.T  # (block, n_words)
+        scores[torch.arange(stop - start), torch.arange(start, stop)] = -np.inf
+        result[start:stop] = scores.topk(k, dim=1).indices.numpy()
     return result

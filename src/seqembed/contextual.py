@@ -65,13 +65,10 @@ import numpy as np
 import torch
 
 from seqembed.checkpoint import load_checkpoint, resolve_checkpoint, restore_model
-from seqembed.config import from_dict
-from seqembed.corpus import SkipCounts
 from seqembed.data import pad
 from seqembed.embeddings import load_tables
 from seqembed.errors import InputError
-from seqembed.segment import ChineseSegmenter, EnglishTokenizer
-from seqembed.training import read_splits, tokenize_splits
+from seqembed.training import training_tokens
 from seqembed.vocab import PAD, SPECIALS
 
 log = logging.getLogger(__name__)
@@ -112,15 +109,7 @@ def training_sentences(
         state = load_checkpoint(run_dir)
     if not run_dir.is_dir():
         run_dir = resolve_checkpoint(run_dir).parent
-    train_tsv = run_dir / "data" / "train.tsv"
-    if not train_tsv.is_file():
-        raise InputError("no training data (data/train.tsv) in this run", run_dir)
-    config = from_dict(state["config"], "checkpoint")
-    data = config.data
-    segmenter = ChineseSegmenter(data.src_segmentation, state.get("user_dict"))
-    tokenizer = EnglishTokenizer(data.tgt_tokenization, data.lowercase)
-    pairs = {"train": read_splits(run_dir)["train"]}
-    split = tokenize_splits(pairs, config, segmenter, tokenizer, SkipCounts())["train"]
+    split = training_tokens(run_dir, state)
     return SegmentedSentences(
         split.src, [p.src for p in split.pairs], [p.tgt for p in split.pairs]
     )

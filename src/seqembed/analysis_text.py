@@ -62,7 +62,8 @@ def _side_sections(side: str, data: dict, verbose: bool) -> list[Section]:
         f"{data['n_words']:,} words, {data['dim']} dimensions. "
         f"{len(above)} of {len(tests)} tests are above chance at level "
         f"{findings['alpha']} after {method} correction for testing them all; "
-        "the rest are what vectors that learned nothing would also show.",
+        "the rest are what vectors that learned nothing would also show."
+        + _movement_sentence(data.get("movement")),
         ["figure", "value", "chance", "adjusted p", "verdict"],
         [
             [
@@ -276,6 +277,22 @@ def _side_sections(side: str, data: dict, verbose: bool) -> list[Section]:
             )
         )
     return out
+
+
+def _movement_sentence(movement: dict | None) -> str:
+    if not movement:
+        return ""
+    r = movement["similarity_correlation"]
+    text = (
+        f" Training moved the vectors {movement['relative_change_mean']:.1%} of "
+        "their length from their random initial values on average"
+    )
+    if r is None:
+        return text + "."
+    text += f"; pair cosines correlate {r:.3f} with their values before training"
+    if r > 0.9:
+        text += ", so most of the similarity structure was there before training"
+    return text + "."
 
 
 def _group_words(group: dict) -> str:

@@ -283,12 +283,49 @@ def cmd_demo(args) -> int:
             f"BLEU {scores.bleu:.1f}, chrF {scores.chrf:.1f}. A corpus this small "
             "teaches the training sentences, not the language."
         )
+    _print_demo_analysis(result.analysis, args.seed_example)
     _err(
         f"\nRun directory: {out}  (last.pt, best.pt, config.yaml, vocab.*.tsv, "
-        "metrics.jsonl, tensorboard/, embeddings/, data/)"
+        "metrics.jsonl, tensorboard/, embeddings/, data/, analysis/)"
     )
     _err(f"Done in {time.monotonic() - started:.0f}s.")
     return 0
+
+
+# The analysis sections each demo prints (the rest is in RUN/analysis).
+SEED_EXAMPLE_SECTIONS = (
+    "what is above chance",
+    "most similar pairs",
+    "topic groups",
+    "chosen pairs",
+    "statistics",
+    "outlier candidates",
+    "movement from the initial vectors",
+)
+BUILTIN_SECTIONS = ("topic groups", "co-occurrence", "cross-lingual alignment")
+
+
+def _print_demo_analysis(analysis: dict, seed_example: bool) -> None:
+    from seqembed.analysis_text import sections
+    from seqembed.cli_analysis import print_sections
+
+    wanted = SEED_EXAMPLE_SECTIONS if seed_example else BUILTIN_SECTIONS
+    chosen = [
+        s
+        for s in sections(analysis, verbose=False)
+        if any(s.title.endswith(w) or s.title.startswith(w) for w in wanted)
+    ]
+    _err("\nWhat the embeddings learned, each figure beside its chance level:")
+    print_sections(chosen)
+    for side, data in analysis["sides"].items():
+        tests = data["findings"]["tests"]
+        above = sum(t["above_chance"] for t in tests)
+        _err(
+            f"{side}: {above} of {len(tests)} tests above chance "
+            f"({data['findings']['correction']}-corrected, level "
+            f"{data['findings']['alpha']})."
+        )
+    _err(f"Full analysis: {analysis['run']}/analysis/analysis.md")
 
 
 # ---------------------------------------------------------------- parser

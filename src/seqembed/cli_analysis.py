@@ -95,22 +95,9 @@ def settings_from_args(args):
     )
 
 
-def write_analysis(result: dict, folder: Path) -> tuple[Path, Path]:
-    from seqembed.analysis_text import to_markdown
-    from seqembed.files import atomic_write
-
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path, markdown_path = folder / "analysis.json", folder / "analysis.md"
-    text = json.dumps(result, ensure_ascii=False, indent=1, allow_nan=False)
-    atomic_write(json_path, lambda out: out.write(text.encode("utf-8")))
-    markdown = to_markdown(result).encode("utf-8")
-    atomic_write(markdown_path, lambda out: out.write(markdown))
-    return json_path, markdown_path
-
-
 def cmd_analyze(args) -> int:
     from seqembed.analysis_text import sections
-    from seqembed.run_analysis import analyze_run
+    from seqembed.run_analysis import analyze_run, write_analysis
 
     if args.permutations < 1000:
         raise InputError("--permutations must be at least 1000")

@@ -18,6 +18,14 @@ from seqembed.config import Config, load_config
 from seqembed.corpus import Pair, SkipCounts, read_tsv
 from seqembed.errors import InputError
 from seqembed.evaluation import Scores, Translator, score
+from seqembed.run_analysis import (
+    DESIGN_GROUPS,
+    DESIGN_PAIRS,
+    AnalysisSettings,
+    analyze_run,
+    builtin_groups,
+    write_analysis,
+)
 from seqembed.training import Reporter, read_splits, train
 
 # The design document's five pairs, segmented as it gives them.
@@ -100,6 +108,7 @@ class DemoResult:
     translations: list[tuple[str, str, str | None]]
     exact: int | None = None  # seed example: exact translations out of 5
     test_scores: Scores | None = None  # built-in: the held-out test split
+    analysis: dict | None = None  # run_analysis.analyze_run's result
 
 
 def prepare_demo_dir(out: Path) -> None:
@@ -115,6 +124,21 @@ def prepare_demo_dir(out: Path) -> None:
     marker.write_text(
         "written by `seqembed demo`; the next demo may replace this run\n"
     )
+
+
+def demo_analysis_settings(seed_example: bool) -> AnalysisSettings:
+    """The seed example analyses the design's 18 source words as the design
+    does (top 8 pairs, its four groups, its six pairs); the built-in run both
+    sides with the corpus's topic groups."""
+    if seed_example:
+        return AnalysisSettings(
+            sides=("src",),
+            groups=DESIGN_GROUPS,
+            pairs=tuple(DESIGN_PAIRS),
+            top_n=8,
+            alignment=False,  # 18 words: too few dictionary entries to test
+        )
+    return AnalysisSettings(groups=builtin_groups(), top_n=10)
 
 
 def run_demo(
@@ -139,7 +163,9 @@ def run_demo(
         outputs = translator.translate(sources)
         exact = sum(o == en for o, (_, en) in zip(outputs, SEED_PAIRS))
         rows = [(src, o, None) for src, o in zip(sources, outputs)]
-        return DemoResult(out, final_loss, rows, exact=exact)
+        return DemoResult(
+            out, final_loss, rows, exact=exact, analysis=_analyse(out, seed_example)
+        )
     test = read_splits(out)["test"]
     outputs = translator.translate([p.src for p in test])
     scores = score(outputs, [p.tgt for p in test], config.data.lowercase)
@@ -148,4 +174,14 @@ def run_demo(
         for src, o in zip(SHOWN_TRAINING, translator.translate(SHOWN_TRAINING))
     ]
     rows += [(p.src, o, p.tgt) for p, o in list(zip(test, outputs))[:SHOWN_HELD_OUT]]
-    return DemoResult(out, final_loss, rows, test_scores=scores)
+    return DemoResult(
+        out, final_loss, rows, test_scores=scores, analysis=_analyse(out, False)
+    )
+
+
+def _analyse(out: Path, seed_example: bool) -> dict:
+    """Analyse the final model (the design analyses it after all epochs) and
+    write RUN/analysis/analysis.{json,md}."""
+    result = analyze_run(out / "last.pt", demo_analysis_settings(seed_example))
+    write_analysis(result, out / "analysis")
+    return result

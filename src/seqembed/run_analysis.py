@@ -30,6 +30,7 @@ from seqembed.analysis import EmbeddingAnalysis
 from seqembed.checkpoint import load_checkpoint, resolve_checkpoint
 from seqembed.embeddings import load_tables
 from seqembed.errors import InputError
+from seqembed.files import atomic_write
 from seqembed.training import training_tokens
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,20 @@ def parse_pair(text: str) -> tuple[str, str]:
         if len(parts) == 2 and all(part.strip() for part in parts):
             return parts[0].strip(), parts[1].strip()
     raise InputError(f"cannot read the word pair {text!r} (write it as A-B)")
+
+
+def write_analysis(result: dict, folder: Path) -> tuple[Path, Path]:
+    """``analysis.json`` and ``analysis.md`` in ``folder``, atomically."""
+    from seqembed.analysis_text import to_markdown
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, markdown_path = folder / "analysis.json", folder / "analysis.md"
+    text = json.dumps(result, ensure_ascii=False, indent=1, allow_nan=False)
+    atomic_write(json_path, lambda out: out.write(text.encode("utf-8")))
+    markdown = to_markdown(result).encode("utf-8")
+    atomic_write(markdown_path, lambda out: out.write(markdown))
+    return json_path, markdown_path
 
 
 def schema() -> dict:

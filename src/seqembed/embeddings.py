@@ -258,7 +258,8 @@ def _keep_best(scores: torch.Tensor, start: int, n: int, best: list) -> None:
     if len(rows) == 0:
         return
     selected = scores[rows].numpy()  # (few rows, n_words - start)
-    where_i, where_j = np.nonzero(selected >= threshold)
+    # The masked lower triangle is -inf: never a pair, even below n pairs.
+    where_i, where_j = np.nonzero((selected >= threshold) & (selected > -np.inf))
     values = selected[where_i, where_j]
     if len(values) > n:
         keep = np.argpartition(-values, n - 1)[:n]

@@ -79,11 +79,6 @@ def test_scan_pairs_finds_pairs_that_straddle_blocks():
     assert all(score == pytest.approx(1.0, abs=1e-6) for _, _, score in top)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_keep_best takes the masked -inf cells (i >= j) while its heap is "
-    "not full, so top_n > n_pairs lists pairs like (1, 0, -inf)",
-)
 def test_scan_pairs_with_top_n_beyond_the_number_of_pairs_lists_only_pairs():
     unit = unit_rows(3, 4, seed=1)
     _, top = scan_pairs(unit, 5)

@@ -139,3 +139,44 @@ def test_analysis_mistakes_are_one_line(builtin_run, tmp_path):
     assert_clean_error(
         seqembed("analyze", builtin_run, builtin_run), "several runs need --stability"
     )
+
+
+def test_train_seeds_trains_each_seed_and_compares_them(tmp_path):
+    from seqembed.demo import resource_path
+
+    out = tmp_path / "seeds"
+    result = seqembed(
+        "train",
+        resource_path("builtin.tsv"),
+        "--out",
+        out,
+        "--seeds",
+        "2",
+        "--seed",
+        "5",
+        "--epochs",
+        "1",
+        "--set",
+        "model.emb_size=16",
+        "--set",
+        "model.hidden_size=16",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (out / "seed-5" / "best.pt").is_file()
+    assert (out / "seed-6" / "best.pt").is_file()
+    report = json.loads((out / "stability" / "stability.json").read_text("utf-8"))
+    assert report["runs"] == [str(out / "seed-5"), str(out / "seed-6")]
+    overlap = report["sides"]["src"]["neighbour_overlap"]
+    assert 0 <= overlap["mean"] <= 1 and overlap["chance"] > 0
+    # A second --seeds into the same folder would mix runs: refused.
+    again = seqembed(
+        "train",
+        resource_path("builtin.tsv"),
+        "--out",
+        out,
+        "--seeds",
+        "2",
+        "--seed",
+        "5",
+    )
+    assert_clean_error(again, "already holds a run")

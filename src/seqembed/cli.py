@@ -94,7 +94,6 @@ def cmd_train(args) -> int:
     from seqembed.config import load_config
     from seqembed.corpus import SkipCounts, read_aligned, read_tsv
     from seqembed.segment import read_user_dict
-    from seqembed.training import train
 
     overrides = list(args.set or [])
     if args.max_minutes is not None:
@@ -111,18 +110,22 @@ def cmd_train(args) -> int:
         overrides.append("data.src_segmentation=pretokenized")
     config = load_config(args.config, overrides)
     run_dir = Path(args.out)
-    if args.resume:
-        if not (run_dir / "last.pt").exists():
-            raise InputError(
-                "nothing to resume: no last.pt in the run directory", run_dir
-            )
-        pairs, user_dict, heldout = None, None, None
-    else:
+    if args.seeds < 1:
+        raise InputError("--seeds must be at least 1")
+    pairs, user_dict, heldout = None, None, None
+    if args.resume and args.seeds == 1 and not (run_dir / "last.pt").exists():
+        raise InputError("nothing to resume: no last.pt in the run directory", run_dir)
+    # With --seeds, --resume continues the seeds that started and trains the
+    # rest from the CORPUS, given again.
+    if not args.resume or (args.seeds > 1 and args.corpus):
         if not args.corpus:
             raise InputError("train needs a CORPUS (or --resume)")
         if len(args.corpus) > 2:
             raise InputError("train takes one TSV file, or a source and a target file")
-        if (run_dir / "last.pt").exists():
+        if not args.resume and any(
+            (run_dir / name).exists()
+            for name in ("last.pt", f"seed-{config.train.seed}")
+        ):
             raise InputError(
                 "already holds a run; use --resume to continue it or another --out",
                 run_dir,
@@ -152,12 +155,20 @@ def cmd_train(args) -> int:
         log.info("read %d pairs", len(pairs))
         user_dict_path = args.user_dict or config.data.user_dict
         user_dict = read_user_dict(user_dict_path) if user_dict_path else None
+    if args.seeds > 1:
+        return _train_seeds(args, config, run_dir, pairs, user_dict, heldout)
+    return _train_one(config, run_dir, pairs, args.resume, user_dict, heldout)
+
+
+def _train_one(config, run_dir, pairs, resume, user_dict, heldout) -> int:
+    from seqembed.training import train
+
     with _stop_on_ctrl_c() as stop_requested:
         result = train(
             config,
             run_dir,
             pairs,
-            resume=args.resume,
+            resume=resume,
             user_dict=user_dict,
             reporter=ProgressReporter(),
             heldout=heldout,
@@ -170,6 +181,41 @@ def cmd_train(args) -> int:
         f"stopped: {result.stopped_because}; best {config.train.early_stopping_metric}"
         f" {result.best_metric}; run directory: {run_dir}"
     )
+    return 0
+
+
+def _train_seeds(args, config, out, pairs, user_dict, heldout) -> int:
+    """``--seeds K``: the same data split, K training seeds, one run each in
+    OUT/seed-N; then the stability analysis across them in OUT/stability."""
+    from dataclasses import replace
+
+    from seqembed.cli_analysis import print_sections
+    from seqembed.run_analysis import AnalysisSettings, analyze_run
+    from seqembed.stability import (
+        stability_report,
+        stability_sections,
+        write_stability,
+    )
+
+    first = config.train.seed
+    runs = [out / f"seed-{first + k}" for k in range(args.seeds)]
+    for seed, run_dir in enumerate(runs, start=first):
+        resume = args.resume and (run_dir / "last.pt").exists()
+        if not resume and pairs is None:
+            raise InputError(
+                "has not started: give the CORPUS again to train it", run_dir
+            )
+        _err(f"\n== training seed {seed} -> {run_dir}")
+        seeded = replace(config, train=replace(config.train, seed=seed))
+        status = _train_one(seeded, run_dir, pairs, resume, user_dict, heldout)
+        if status:
+            return status
+    settings = AnalysisSettings()
+    results = [analyze_run(run, settings) for run in runs]
+    report = stability_report(runs, results, settings)
+    json_path, _ = write_stability(report, out / "stability")
+    print_sections(stability_sections(report))
+    _err(f"\nWrote {json_path}")
     return 0
 
 
@@ -385,6 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-minutes", type=float, help="wall-clock budget, e.g. 0.5")
     train.add_argument("--epochs", type=int, help="same as --set train.epochs=N")
     train.add_argument("--seed", type=int, help="same as --set train.seed=N")
+    train.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="train K runs (seeds N..N+K-1) in OUT/seed-N and compare their "
+        "embeddings (OUT/stability)",
+    )
     train.add_argument(
         "--resume",
         action="store_true",

@@ -110,13 +110,13 @@ def cmd_analyze(args) -> int:
         with console.status(f"analysing {run} ..."):
             results.append(analyze_run(Path(run), settings))
     if args.stability:
-        from seqembed.stability import stability_report
+        from seqembed.stability import stability_report, write_stability
 
         if len(results) < 2:
             raise InputError("--stability needs two or more runs")
         report = stability_report([Path(r) for r in args.runs], results, settings)
         out = Path(args.out or Path(args.runs[0]) / "stability")
-        json_path, markdown_path = _write_stability(report, out)
+        json_path, markdown_path = write_stability(report, out)
         from seqembed.stability import stability_sections
 
         print_sections(stability_sections(report), console)
@@ -126,19 +126,6 @@ def cmd_analyze(args) -> int:
         print_sections(sections(results[0], verbose=not args.brief), console)
     console.print(f"\nWrote {json_path} and {markdown_path}")
     return 0
-
-
-def _write_stability(report: dict, folder: Path) -> tuple[Path, Path]:
-    from seqembed.files import atomic_write
-    from seqembed.stability import stability_markdown
-
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path, markdown_path = folder / "stability.json", folder / "stability.md"
-    text = json.dumps(report, ensure_ascii=False, indent=1, allow_nan=False)
-    atomic_write(json_path, lambda out: out.write(text.encode("utf-8")))
-    markdown = stability_markdown(report).encode("utf-8")
-    atomic_write(markdown_path, lambda out: out.write(markdown))
-    return json_path, markdown_path
 
 
 # ------------------------------------------------------------- neighbours

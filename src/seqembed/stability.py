@@ -16,6 +16,7 @@ result is plain JSON::
       neighbour_overlap: {mean, chance, most_stable: [{word, overlap}],
                           least_stable: [{word, overlap}]},
       shared_top_pairs: [{a, b, n_runs}]     pairs in the top-N of 2+ runs
+      shared_top_pairs_chance                how many random top-N lists share
       figures: [{figure, subject, values, mean, sd, above_chance_in, n_runs,
                  robust}]
     }
@@ -24,6 +25,7 @@ result is plain JSON::
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -32,6 +34,7 @@ import numpy as np
 from seqembed.analysis_text import Section, sections_markdown
 from seqembed.checkpoint import load_checkpoint
 from seqembed.embeddings import load_tables, neighbour_ids
+from seqembed.files import atomic_write
 
 FORMAT = "seqembed-stability"
 VERSION = 1
@@ -87,6 +90,9 @@ def stability_report(runs: list[Path], results: list[dict], settings) -> dict:
                 "least_stable": listing[::-1][:10],
             },
             "shared_top_pairs": _shared_top_pairs([r["sides"][side] for r in results]),
+            "shared_top_pairs_chance": _shared_chance(
+                [r["sides"][side] for r in results]
+            ),
             "figures": _figures([r["sides"][side] for r in results]),
         }
     return report
@@ -101,6 +107,18 @@ def _shared_top_pairs(sides: list[dict]) -> list[dict]:
     return [
         {"a": a, "b": b, "n_runs": n} for (a, b), n in counts.most_common() if n >= 2
     ]
+
+
+def _shared_chance(sides: list[dict]) -> float:
+    """Expected number of pairs in the top-N of two or more runs if each run's
+    top-N were a random draw from the same M pairs."""
+    n_pairs = sides[0]["similar_pairs"]["n_pairs"]
+    top = len(sides[0]["similar_pairs"]["pairs"])
+    if not n_pairs:
+        return 0.0
+    q, runs = top / n_pairs, len(sides)
+    in_two_or_more = 1 - (1 - q) ** runs - runs * q * (1 - q) ** (runs - 1)
+    return float(n_pairs * in_two_or_more)
 
 
 def _figures(sides: list[dict]) -> list[dict]:
@@ -190,9 +208,13 @@ def stability_sections(report: dict) -> list[Section]:
         out.append(
             Section(
                 f"{side}: top pairs found in more than one run",
-                "None: the most similar pairs change completely with the seed."
-                if not shared
-                else "",
+                (
+                    "None: the most similar pairs change completely with the seed. "
+                    if not shared
+                    else ""
+                )
+                + "Random top lists would share "
+                f"{data['shared_top_pairs_chance']:.2f} pairs on average.",
                 ["pair", "runs"] if shared else [],
                 [[f"{p['a']} - {p['b']}", f"{p['n_runs']}/{n_runs}"] for p in shared],
             )
@@ -215,6 +237,18 @@ def stability_sections(report: dict) -> list[Section]:
             )
         )
     return out
+
+
+def write_stability(report: dict, folder: Path) -> tuple[Path, Path]:
+    """``stability.json`` and ``stability.md`` in ``folder``, atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, markdown_path = folder / "stability.json", folder / "stability.md"
+    text = json.dumps(report, ensure_ascii=False, indent=1, allow_nan=False)
+    atomic_write(json_path, lambda out: out.write(text.encode("utf-8")))
+    markdown = stability_markdown(report).encode("utf-8")
+    atomic_write(markdown_path, lambda out: out.write(markdown))
+    return json_path, markdown_path
 
 
 def stability_markdown(report: dict) -> str:

@@ -329,13 +329,20 @@ def _alignment(alignment: dict) -> Section:
                 *(f"{space['chance'][k]:.3f}" for k in ("p_at_1", "p_at_5", "p_at_10")),
             ]
         )
+    verdicts = " ".join(
+        f"{'Output projection' if f['space'] == 'out' else 'Decoder input'}: "
+        f"{f['hits']} of {f['n_test_words']} held-out words right at P@1 "
+        f"({'above' if f['above_chance'] else 'not above'} chance, adjusted p = "
+        f"{f['p_adjusted']:.3g})."
+        for f in alignment.get("findings", [])
+    )
     return Section(
         title,
         f"{lexicon['name']}: {lexicon['n_pairs']:,} dictionary pairs in both "
         f"vocabularies; the map is fitted on {lexicon['n_train_words']:,} source "
         f"words and scored on {lexicon['n_test_words']:,} others against the "
         "whole target vocabulary (nearest neighbour / CSLS). 'initial': the "
-        "untrained embeddings; 'shuffled': translations permuted.",
+        "untrained embeddings; 'shuffled': translations permuted. " + verdicts,
         ["space", "P@1", "P@5", "P@10"],
         rows,
     )

@@ -136,11 +136,46 @@ def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
         result["alignment"] = alignment_report(
             trained, initial or None, random_state=settings.random_state
         )
+        result["alignment"]["findings"] = alignment_findings(
+            result["alignment"], settings.alpha, settings.correction
+        )
     if settings.contextual:
         result["contextual"] = _contextual(run_dir, state, settings)
     if settings.movement:
         result["movement"] = _movement(run_dir, state, settings)
     return result
+
+
+def alignment_findings(report: dict, alpha: float, correction: str) -> list[dict]:
+    """Is held-out P@1 (nearest neighbour) above chance? The number of test
+    words translated right against Binomial(n_test_words, chance P@1); above
+    chance also needs the trained map to beat the shuffled-lexicon one."""
+    from scipy import stats
+
+    from seqembed import chance
+
+    n_test = report["lexicon"]["n_test_words"]
+    rows = []
+    for space, scores in report.get("spaces", {}).items():
+        value = scores["trained"]["nn"]["p_at_1"]
+        rate = scores["chance"]["p_at_1"]
+        hits = round(value * n_test)
+        rows.append(
+            {
+                "space": space,
+                "value": value,
+                "chance": rate,
+                "shuffled": scores["shuffled"]["nn"]["p_at_1"],
+                "hits": hits,
+                "n_test_words": n_test,
+                "p_value": float(stats.binom.sf(hits - 1, n_test, rate)),
+            }
+        )
+    adjusted = chance.adjust([row["p_value"] for row in rows], correction)
+    for row, p in zip(rows, adjusted):
+        row["p_adjusted"] = p
+        row["above_chance"] = bool(p <= alpha and row["value"] > row["shuffled"])
+    return rows
 
 
 def _settings_dict(settings: AnalysisSettings) -> dict:

@@ -510,9 +510,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--force", action="store_true", help="download again")
     data.set_defaults(func=cmd_data)
 
-    from seqembed.cli_analysis import add_commands
+    from seqembed import cli_analysis, cli_report, cli_visual
 
-    add_commands(commands)
+    for module in (cli_analysis, cli_visual, cli_report):
+        module.add_commands(commands)
     return parser
 
 

@@ -35,3 +35,10 @@ def test_case_can_be_kept():
         "Hi",
         "Tom",
     ]
+
+
+def test_sentence_internal_periods_are_split_before_lowercasing():
+    tokenizer = EnglishTokenizer("moses", lowercase=True)
+    tokens = tokenizer.tokenize("No, thank you. I'm full.")
+    assert tokens == ["no", ",", "thank", "you", ".", "i", "'m", "full", "."]
+    assert tokenizer.tokenize("Mr. Smith is here.")[:2] == ["mr.", "smith"]

@@ -109,11 +109,14 @@ class EnglishTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         text = normalize(text)
-        if self.lowercase:
-            text = text.lower()
         if self.mode == "pretokenized":
-            return text.split()
-        return self._moses[0].tokenize(text, escape=False)
+            tokens = text.split()
+        else:
+            # Tokenise before lowercasing: Moses splits a sentence-internal
+            # period only before a capital ("you. I'm" -> "you . I'm"); after
+            # lowercasing it would keep "you." as if it were an abbreviation.
+            tokens = self._moses[0].tokenize(text, escape=False)
+        return [token.lower() for token in tokens] if self.lowercase else tokens
 
     def detokenize(self, tokens: list[str]) -> str:
         if self.mode == "pretokenized":

@@ -719,7 +719,7 @@ def cooccurrence(
         difference = float(co.mean() - never.mean())
         p = float(stats.mannwhitneyu(co, never, alternative="greater").pvalue)
         result[f"{prefix}difference"] = difference
-        result[f"{prefix}p_value"] = p
+        result[f"{prefix}p_value"] = _round(p)
         if prefix == "":
             pooled = math.sqrt((co.var(ddof=1) + never.var(ddof=1)) / 2)
             result["cooccurring_mean"] = float(co.mean())

@@ -49,6 +49,8 @@ def neighbour_overlap(tables: list, k: int = 10) -> tuple[list[str], np.ndarray]
         ids = neighbour_ids(sub.unit_vectors(), k)
         neighbour_sets.append([set(row.tolist()) for row in ids])
     k = min(k, len(common) - 1)
+    if k < 1:  # one common word or none: no neighbours to compare
+        return common, np.zeros(len(common))
     overlaps = np.zeros(len(common))
     run_pairs = list(itertools.combinations(range(len(tables)), 2))
     for a, b in run_pairs:
@@ -84,8 +86,8 @@ def stability_report(runs: list[Path], results: list[dict], settings) -> dict:
             "n_common_words": len(common),
             "k": k,
             "neighbour_overlap": {
-                "mean": float(overlaps.mean()) if len(common) else None,
-                "chance": k / (len(common) - 1) if len(common) > 1 else None,
+                "mean": float(overlaps.mean()) if k >= 1 else None,
+                "chance": k / (len(common) - 1) if k >= 1 else None,
                 "most_stable": listing[:10],
                 "least_stable": listing[::-1][:10],
             },
@@ -153,7 +155,9 @@ def _alignment_spread(results: list[dict]) -> list[dict]:
     reports = [r.get("alignment") for r in results]
     if not all(r and r["status"] == "ok" for r in reports):
         return rows
-    for space in reports[0]["spaces"]:
+    # Only the spaces every run has (an old checkpoint may lack "out").
+    spaces = [s for s in reports[0]["spaces"] if all(s in r["spaces"] for r in reports)]
+    for space in spaces:
         for retrieval in ("nn", "csls"):
             values = [
                 r["spaces"][space]["trained"][retrieval]["p_at_1"] for r in reports
@@ -187,8 +191,8 @@ def stability_sections(report: dict) -> list[Section]:
             Section(
                 f"{side}: stability across {n_runs} seeds",
                 f"{data['n_common_words']:,} words. Their {data['k']} nearest "
-                f"neighbours overlap {overlap['mean']:.3f} on average between "
-                f"runs (unrelated lists: {overlap['chance']:.3f}). Most stable: "
+                f"neighbours overlap {_fmt(overlap['mean'])} on average between "
+                f"runs (unrelated lists: {_fmt(overlap['chance'])}). Most stable: "
                 f"{words}. Least stable: {unstable}. A relation is robust only "
                 "if it is above chance in every run.",
                 ["figure", "mean", "sd", "above chance in", "robust"],
@@ -255,3 +259,7 @@ def stability_markdown(report: dict) -> str:
     return sections_markdown(
         "Stability across seeds", ", ".join(report["runs"]), stability_sections(report)
     )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

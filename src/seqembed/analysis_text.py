@@ -32,7 +32,9 @@ def _f(value, digits: int = 4) -> str:
 
 
 def _p(value) -> str:
-    return "-" if value is None else f"{value:.3g}"
+    if value is None:
+        return "-"
+    return "< 1e-300" if value == 0 else f"{value:.3g}"
 
 
 SIDE_NAMES = {"src": "source (encoder input)", "tgt": "target (decoder input)"}

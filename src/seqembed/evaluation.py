@@ -6,21 +6,38 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from seqembed.checkpoint import load_checkpoint, restore_model
 from seqembed.config import Config
 from seqembed.data import collate, epoch_batches
 from seqembed.decoding import beam_search, greedy_decode, max_output_length
+from seqembed.errors import InputError
 from seqembed.model import Seq2Seq
 from seqembed.segment import ChineseSegmenter, EnglishTokenizer
-from seqembed.vocab import Vocab
+from seqembed.vocab import SPECIALS, UNK, Vocab
 
 log = logging.getLogger(__name__)
 
 # Source sentences are cut to this many tokens: a 10,000-character line still
 # translates (its start), instead of taking minutes or all memory.
 MAX_SOURCE_TOKENS = 400
+
+
+@dataclass
+class Attention:
+    """Where the decoder looked while translating one sentence (greedy).
+
+    ``weights[t, s]`` is the attention on source token s at output step t;
+    the steps are the translation's tokens and the closing ``<EOS>``, each
+    row sums to 1 over the source tokens.
+    """
+
+    src_tokens: list[str]  # as segmented; out-of-vocabulary ones included
+    src_known: list[bool]  # False where a source token is not in the vocabulary
+    tgt_tokens: list[str]  # the translation's tokens, then "<EOS>"
+    weights: np.ndarray  # (len(tgt_tokens), len(src_tokens)) float32
 
 
 class Translator:
@@ -94,6 +111,37 @@ class Translator:
         for i, words in zip(todo, decoded):
             results[i] = words
         return results
+
+    def attention(self, text: str) -> Attention:
+        """Translate one raw sentence greedily and keep the attention weights
+        of each output step (a model trained with attention only)."""
+        if self.model.decoder.attention is None:
+            raise InputError(
+                "this run's model has no attention (model.attention: none); "
+                "attention maps need a model trained with luong or bahdanau"
+            )
+        words = self.segmenter(text)[:MAX_SOURCE_TOKENS]
+        if not words:
+            raise InputError("nothing to translate: the sentence is empty")
+        ids = self.src_vocab.encode(words)
+        batch = collate([ids], [[]])
+        decode = self.config.decode
+        max_len = max_output_length(
+            batch.src_lengths, decode.max_len_a, decode.max_len_b
+        )
+        was_training = self.model.training
+        self.model.eval()
+        hypothesis = greedy_decode(
+            self.model, batch.src, batch.src_lengths, max_len, keep_attention=True
+        )[0]
+        self.model.train(was_training)
+        tgt_tokens = [self.tgt_vocab.tokens[i] for i in hypothesis.tokens]
+        weights = hypothesis.attention.numpy()  # (steps, len(words))
+        # A translation cut at max_len has no <EOS> step.
+        tgt_tokens = (tgt_tokens + [SPECIALS[2]])[: len(weights)]
+        return Attention(
+            words, [i != UNK for i in ids], tgt_tokens, weights.astype(np.float32)
+        )
 
     def _decode(
         self, ids: list[list[int]], beam_size: int, batch_size: int

@@ -17,6 +17,11 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         prefix=f".{path.name}.", suffix=".part", dir=path.parent
     )
     try:
+        # mkstemp makes the file private (0600); a result file is as readable
+        # as any other file the user writes (0666 less the umask). Windows
+        # has no fchmod before Python 3.13, and no such modes either.
+        if hasattr(os, "fchmod"):
+            os.fchmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "wb") as out:
             write(out)
             out.flush()
@@ -25,3 +30,9 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it back
+    os.umask(mask)
+    return mask

@@ -102,7 +102,7 @@ class EmbeddingMovement:
         if vocab is None:
             vocab = load_checkpoint(Path(run_dir))[f"{self.side}_vocab"]
         tokens, n_vocab = list(vocab["tokens"]), len(vocab["tokens"])
-        final = _read_side(paths[-1][1], self.side, n_vocab)
+        final = read_snapshot(paths[-1][1], self.side, n_vocab)
         chosen = EmbeddingTable(tokens, final, vocab["freqs"]).words(
             self.min_freq, only=self.only
         )
@@ -125,7 +125,7 @@ class EmbeddingMovement:
             if position == len(paths) - 1:
                 vectors, lists = final, final_lists
             else:
-                vectors = _read_side(path, self.side, n_vocab, final.shape[1])[rows]
+                vectors = read_snapshot(path, self.side, n_vocab, final.shape[1])[rows]
                 lists = self._neighbours(vectors)
             first = vectors if first is None else first
             step = _relative_moves(vectors, previous)
@@ -253,7 +253,7 @@ def query_neighbours(unit: np.ndarray, queries: np.ndarray, k: int) -> np.ndarra
     return result.numpy()
 
 
-def _read_side(
+def read_snapshot(
     path: Path, side: str, n_rows: int, dim: int | None = None
 ) -> np.ndarray:
     """One side's (n_rows, dim) matrix of a snapshot, as float32."""

@@ -43,7 +43,7 @@ def test_analyze_writes_json_and_markdown_and_prints_the_verdicts(analysed):
         ("吃", "喝"),
     ]
     n_tests = len(src["findings"]["tests"])
-    assert n_tests == 5 + len(src["groups"]["groups"]) + 1 + 2 + 2 + 1
+    assert n_tests == 5 + len(src["groups"]["groups"]) + 1 + 2 + 2 + 1 + 1
     markdown = (out / "analysis.md").read_text(encoding="utf-8")
     for title in ("most similar pairs", "topic groups", "outlier candidates"):
         assert title in markdown and title in result.stderr

@@ -46,14 +46,15 @@ class Finding:
     p_value: float
     p_adjusted: float = float("nan")
     above_chance: bool = False
-    # Top pairs only: the best k-th cosine of random tables shaped like this one.
+    # Top pairs only: the best pair of any random table shaped like this one;
+    # a pair must beat it (a family-wise test over all ranks, see similar_pairs).
     shaped_chance: float | None = None
 
     def sentence(self, alpha: float) -> str:
         verdict = "above chance" if self.above_chance else "not above chance"
         shaped = ""
         if self.shaped_chance is not None:
-            shaped = f"; {self.shaped_chance:.4f} in random vectors shaped like these"
+            shaped = f"; best {self.shaped_chance:.4f} in random tables shaped like it"
         return (
             f"{self.subject}: {self.value:.4f} (chance {self.chance:.4f}{shaped}) "
             f"is {verdict} (adjusted p = {self.p_adjusted:.3g}, level {alpha})"
@@ -154,7 +155,7 @@ class EmbeddingAnalysis:
                     pair["cosine"],
                     pair["chance_cosine"],
                     pair["p_value"],
-                    shaped_chance=pair["shaped_chance_cosine"],
+                    shaped_chance=result["similar_pairs"]["shaped_threshold"],
                 )
             )
         for group in (result["groups"] or {}).get("groups", []):
@@ -201,6 +202,16 @@ class EmbeddingAnalysis:
                     figure["p_value"],
                 )
             )
+        largest = result["outliers"]["mad_rule"]["largest"]
+        raw.append(
+            Finding(
+                "outliers",
+                f"most extreme norm, {largest['word']} (modified z)",
+                largest["score"],
+                largest["chance_score"],
+                largest["p_value"],
+            )
+        )
         norm_frequency = result["statistics"]["norm_frequency"]
         if norm_frequency["p_value"] is not None:
             raw.append(
@@ -260,22 +271,15 @@ def _round(value: float | None) -> float | None:
 # ------------------------------------------------------- similar pairs
 
 
-def shaped_null_repeats(n_words: int) -> int:
-    """How many shape-matched random tables to draw: each costs a full pass
-    over all pairs, so fewer for large tables (none past 20,000 words)."""
-    if n_words <= 2_000:
-        return 20
-    if n_words <= 5_000:
-        return 5
-    return 1 if n_words <= 20_000 else 0
+SHAPED_REPEATS = 19  # 1 / (19 + 1): a family-wise level of 0.05 over all ranks
 
 
 def shaped_top_scores(
     table: EmbeddingTable, n: int, repeats: int, rng: np.random.Generator
 ) -> np.ndarray | None:
     """The top-n cosines of Gaussian tables with this table's mean vector and
-    covariance, (repeats, n). Trained embeddings share a common direction
-    (every cosine is shifted up), which alone lifts the top pairs far above
+    covariance, (repeats, n). Trained embeddings share directions (a common
+    mean, a few dominant axes), which alone lifts the top pairs far above
     isotropic chance; a pair that means something must beat this too.
 
     The covariance needs several words per dimension to be estimated: with
@@ -283,7 +287,7 @@ def shaped_top_scores(
     sample covariance is rank-deficient, its random tables live in a
     subspace, and their cosines would be inflated; there is no shaped null.
     """
-    if repeats <= 0 or len(table) < 4 * table.dim:
+    if repeats <= 0 or n <= 0 or len(table) < 4 * table.dim:
         return None
     vectors = table.vectors.astype(np.float64)
     mean = vectors.mean(axis=0)
@@ -312,9 +316,9 @@ def similar_pairs(
     n_pairs = summary.n_pairs
     expected = chance.expected_top_scores(len(top), n_pairs, table.dim)
     pvalues = chance.top_pair_pvalues([s for _, _, s in top], n_pairs, table.dim)
-    if repeats is None:
-        repeats = shaped_null_repeats(len(table))
-    shaped = shaped_top_scores(table, len(top), repeats, rng)
+    shaped = shaped_top_scores(
+        table, len(top), SHAPED_REPEATS if repeats is None else repeats, rng
+    )
     initial_unit = initial.unit_vectors() if initial is not None else None
     pairs = []
     for rank, ((i, j, score), typical, p) in enumerate(
@@ -333,7 +337,7 @@ def similar_pairs(
                 "p_value": p,
                 "shaped_chance_cosine": None
                 if shaped is None
-                else float(shaped[:, rank - 1].max()),
+                else float(np.median(shaped[:, rank - 1])),
             }
         )
     initial_top = []
@@ -345,12 +349,19 @@ def similar_pairs(
     return {
         "n_pairs": n_pairs,
         "shaped_null_repeats": 0 if shaped is None else len(shaped),
+        # If this table were such a random table, its best pair would beat the
+        # best pairs of all R others with probability 1 / (R + 1), and every
+        # lower-ranked pair is below its best: one test for all ranks.
+        "shaped_threshold": None if shaped is None else float(shaped[:, 0].max()),
+        "shaped_level": None if shaped is None else 1 / (len(shaped) + 1),
         "pairs": pairs,
         "initial_top": initial_top,
         "note": "chance_cosine: the typical k-th best cosine among this many "
         "pairs of isotropic random vectors of this dimension (p_value is against "
-        "them); shaped_chance_cosine: the highest k-th best cosine over "
-        "shaped_null_repeats random tables with this table's mean and covariance",
+        "them); shaped_chance_cosine: the median k-th best cosine of "
+        "shaped_null_repeats random tables with this table's mean and covariance; "
+        "shaped_threshold: the best pair of any of them, which a pair must beat "
+        "to be above chance (a test of level shaped_level over all ranks)",
     }
 
 
@@ -432,16 +443,17 @@ def norm_frequency(table: EmbeddingTable, initial: EmbeddingTable | None) -> dic
 # ------------------------------------------------------------ outliers
 
 
-def _flag(norms: np.ndarray, rule: str, threshold: float) -> np.ndarray:
+def _deviations(norms: np.ndarray, rule: str) -> np.ndarray:
+    """Each norm's deviation score along the last axis: |z| for the std rule,
+    Iglewicz and Hoaglin's modified z, 0.6745 |x - median| / MAD, for the
+    MAD rule. Works on one table (n,) or many simulated ones (sims, n)."""
     if rule == "std":
-        std = norms.std()
-        return np.abs(norms - norms.mean()) > threshold * std if std > 0 else norms < 0
-    median = np.median(norms)
-    mad = np.median(np.abs(norms - median))
-    if mad == 0:
-        return np.zeros(len(norms), dtype=bool)
-    # Iglewicz and Hoaglin's modified z-score: 0.6745 (x - median) / MAD.
-    return np.abs(0.6745 * (norms - median) / mad) > threshold
+        centre = norms.mean(axis=-1, keepdims=True)
+        spread = norms.std(axis=-1, keepdims=True)
+        return np.abs(norms - centre) / np.where(spread > 0, spread, np.inf)
+    median = np.median(norms, axis=-1, keepdims=True)
+    mad = np.median(np.abs(norms - median), axis=-1, keepdims=True)
+    return 0.6745 * np.abs(norms - median) / np.where(mad > 0, mad, np.inf)
 
 
 def outliers(
@@ -450,22 +462,27 @@ def outliers(
     k_std: float,
     mad_threshold: float,
     rng: np.random.Generator,
-    n_simulations: int = 1000,
+    max_draws: int = 3_000_000,
 ) -> dict:
-    """Norm outlier *candidates* by two rules, with the rate each rule flags
-    in norm-matched random vectors (scale x chi(dim) lengths)."""
+    """Norm outlier *candidates* by two rules. Chance: the rate each rule
+    flags in norm-matched random vectors (scale x chi(dim) lengths), and how
+    often their most extreme word deviates as much as this table's (a rate
+    test cannot see one extreme word among many)."""
     scale = chance.coordinate_scale(table.vectors)
+    n_simulations = int(np.clip(max_draws // len(table), 100, 1000))
     random_norms = scale * np.sqrt(
-        rng.chisquare(table.dim, size=(n_simulations, len(table)))
-    )
+        2 * rng.standard_gamma(table.dim / 2, size=(n_simulations, len(table)))
+    )  # chi-square(d) = 2 x Gamma(d / 2): lengths of Gaussian rows
     result = {}
     for key, rule, threshold, label in (
         ("std_rule", "std", k_std, f"|norm - mean| > {k_std:g} std"),
         ("mad_rule", "mad", mad_threshold, f"modified z > {mad_threshold:g} (MAD)"),
     ):
-        flags = _flag(table.norms, rule, threshold)
-        counts = np.array([_flag(row, rule, threshold).sum() for row in random_norms])
-        order = np.argsort(-np.abs(table.norms - np.median(table.norms)))
+        scores = _deviations(table.norms, rule)
+        flags = scores > threshold
+        random_scores = _deviations(random_norms, rule)
+        counts = (random_scores > threshold).sum(axis=1)
+        order = np.argsort(-scores)
         result[key] = {
             "rule": label,
             "candidates": [
@@ -480,9 +497,18 @@ def outliers(
             "rate": float(flags.mean()),
             "chance_rate": float(counts.mean() / len(table)),
             "p_value": chance.permutation_pvalue(flags.sum(), counts),
+            "largest": {
+                "word": table.tokens[order[0]],
+                "score": float(scores[order[0]]),
+                "chance_score": float(np.median(random_scores.max(axis=1))),
+                "p_value": chance.permutation_pvalue(
+                    scores[order[0]], random_scores.max(axis=1)
+                ),
+            },
+            "n_simulations": n_simulations,
             "initial_rate": None
             if initial is None
-            else float(_flag(initial.norms, rule, threshold).mean()),
+            else float((_deviations(initial.norms, rule) > threshold).mean()),
         }
     return result
 
@@ -579,6 +605,8 @@ def group_cohesion(
     random word sets of the same size (and frequency bins) are as cohesive."""
     unit = table.unit_vectors()
     initial_unit = initial.unit_vectors() if initial is not None else None
+    # A repeated word would pair with itself (cosine 1): count each word once.
+    groups = {name: list(dict.fromkeys(words)) for name, words in groups.items()}
     members_of = {
         name: np.array([table.index[w] for w in words if w in table], dtype=np.int64)
         for name, words in groups.items()

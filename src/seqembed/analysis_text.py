@@ -91,8 +91,10 @@ def _side_sections(side: str, data: dict, verbose: bool) -> list[Section]:
             f"Among {pairs['n_pairs']:,} pairs. 'chance': the typical k-th best "
             "cosine of random vectors of this dimension; "
             + (
-                f"'shaped': the best of {pairs['shaped_null_repeats']} random "
-                "tables with these vectors' mean and covariance; "
+                f"'shaped': the median k-th best of {pairs['shaped_null_repeats']} "
+                "random tables with these vectors' mean and covariance (a pair is "
+                "above chance only if it also beats the best pair of all of them, "
+                f"{pairs['shaped_threshold']:.4f}); "
                 if pairs["shaped_null_repeats"]
                 else "'shaped': not computed (too few words per dimension to "
                 "estimate a covariance, or too many words); "
@@ -239,11 +241,15 @@ def _side_sections(side: str, data: dict, verbose: bool) -> list[Section]:
                 words + (f" and {more} more" if more > 0 else ""),
             ]
         )
+    largest = outliers["mad_rule"]["largest"]
     out.append(
         Section(
             f"{name}: outlier candidates",
             "Candidates, not findings: 'chance' is the rate the same rule flags "
-            "in norm-matched random vectors.",
+            "in norm-matched random vectors. The most extreme norm, "
+            f"{largest['word']}, has modified z {largest['score']:.2f}; the most "
+            f"extreme of random tables typically {largest['chance_score']:.2f} "
+            f"(p = {_p(largest['p_value'])}).",
             ["rule", "flagged", "chance", "initial", "candidates (norm, frequency)"],
             rows,
         )

@@ -265,6 +265,11 @@ def read_groups(path: Path) -> dict[str, list[str]]:
             raise InputError(f"group {name!r}: expected a list of words", path, line)
         if len(words) < 2:
             raise InputError(f"group {name!r}: needs at least two words", path, line)
+        repeated = sorted({w for w in words if words.count(w) > 1})
+        if repeated:
+            raise InputError(
+                f"group {name!r}: {' '.join(repeated)} given twice", path, line
+            )
         if name in groups:
             raise InputError(f"group {name!r} is given twice", path, line)
         groups[name] = words

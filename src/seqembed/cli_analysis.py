@@ -87,6 +87,7 @@ def settings_from_args(args):
         n_permutations=args.permutations,
         alpha=args.alpha,
         correction=args.correction,
+        shaped_null_repeats=args.shaped_repeats,
         alignment=not args.no_alignment,
         contextual=not args.no_contextual,
         context_words=tuple(args.context_words) if args.context_words else None,
@@ -101,6 +102,8 @@ def cmd_analyze(args) -> int:
 
     if args.permutations < 1000:
         raise InputError("--permutations must be at least 1000")
+    if args.shaped_repeats < 0:
+        raise InputError("--shaped-repeats must be 0 or more")
     if len(args.runs) > 1 and not args.stability:
         raise InputError("several runs need --stability")
     settings = settings_from_args(args)
@@ -240,6 +243,15 @@ def add_commands(commands) -> None:
     analyze.add_argument("--permutations", type=int, default=1000)
     analyze.add_argument("--alpha", type=float, default=0.05)
     analyze.add_argument("--correction", choices=("holm", "bh"), default="holm")
+    analyze.add_argument(
+        "--shaped-repeats",
+        type=int,
+        default=19,
+        metavar="R",
+        help="random tables with the embeddings' mean and covariance for the top "
+        "pairs' null (default 19: level 0.05; each costs a pass over all pairs; "
+        "0 skips it)",
+    )
     analyze.add_argument("--include-specials", action="store_true")
     analyze.add_argument("--context-words", nargs="+", help="words for LSTM states")
     analyze.add_argument("--no-alignment", action="store_true")

@@ -69,6 +69,7 @@ class AnalysisSettings:
     n_permutations: int = 1000
     alpha: float = 0.05
     correction: str = "holm"
+    shaped_null_repeats: int = 19  # 0: no shape-matched null (large tables)
     alignment: bool = True
     contextual: bool = True
     context_words: tuple[str, ...] | None = None  # default: frequent words
@@ -116,6 +117,7 @@ def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
             n_permutations=settings.n_permutations,
             alpha=settings.alpha,
             correction=settings.correction,
+            shaped_null_repeats=settings.shaped_null_repeats,
             random_state=settings.random_state,
         ).fit(
             table,

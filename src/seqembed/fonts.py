@@ -34,7 +34,7 @@ import functools
 import io
 import logging
 import os
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,6 +205,22 @@ def html_font_stack(family: str = HTML_FAMILY) -> str:
 def _subset_woff(path: Path, characters: str) -> bytes:
     from fontTools import subset
 
+    with _quiet("fontTools"):  # it logs every table it touches, at INFO
+        return _subset(subset, path, characters)
+
+
+@contextmanager
+def _quiet(name: str):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _subset(subset, path: Path, characters: str) -> bytes:
     options = subset.Options()
     options.flavor = "woff"  # zlib: no brotli needed, as woff2 would be
     options.layout_features = ["*"]

@@ -161,5 +161,5 @@ def describe(projection: Projection) -> str:
     """ "t-SNE (scikit-learn), perplexity 7" and the like, for captions."""
     text = projection.method_
     if projection.perplexity_ is not None:
-        text += f", perplexity {projection.perplexity_:g}"
+        text += f", perplexity {projection.perplexity_:.3g}"
     return text

@@ -1,0 +1,141 @@
+"""The HTML report without a browser: its data (map positions, neighbours,
+attention), that the page is self-contained, and the report/demo commands.
+Browser checks are in test_report_browser.py."""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from test_cli import assert_clean_error, seqembed
+
+from seqembed.checkpoint import load_checkpoint, resolve_checkpoint
+from seqembed.embeddings import EmbeddingTable, load_tables
+from seqembed.evaluation import Attention
+from seqembed.report import attention_figure, curve_figure, write_report
+from seqembed.report_html import script_json
+from seqembed.report_map import map_side, nearest_words
+
+
+@pytest.fixture(scope="module")
+def seed_report(seed_run, tmp_path_factory):
+    """The design's run: no test split, no attention, analysis computed."""
+    out = tmp_path_factory.mktemp("report") / "seed.html"
+    return write_report(seed_run, out), seed_run
+
+
+def page_data(page: str) -> dict:
+    block = re.search(r'id="report-data">(.*?)</script>', page, re.S).group(1)
+    return json.loads(block)
+
+
+def test_script_json_cannot_end_its_script_block():
+    value = {"words": ["</script><script>alert(1)</script>", "<!--", "天气"]}
+    text = script_json(value)
+    assert "<" not in text
+    assert json.loads(text) == value
+
+
+def test_nearest_words_match_most_similar(seed_run):
+    table = load_tables(load_checkpoint(seed_run))["src"].words()
+    lists = nearest_words(table, table.tokens, 5)
+    for word, found in zip(table.tokens, lists):
+        expected = table.most_similar(word, 5)
+        assert [w for w, _ in found] == [w for w, _ in expected]
+        assert np.allclose([c for _, c in found], [c for _, c in expected], atol=1e-3)
+
+
+def test_map_side_keeps_the_most_frequent_words_and_searches_all():
+    rng = np.random.default_rng(0)
+    tokens = [f"w{i}" for i in range(40)]
+    freqs = np.arange(40)[::-1] + 1  # w0 most frequent
+    table = EmbeddingTable(tokens, rng.normal(size=(40, 8)), freqs)
+    side = map_side("tgt", table, max_words=10, method="pca")
+    assert side["words"] == tokens[:10]
+    assert side["freqs"] == freqs[:10].tolist()
+    assert len(side["x"]) == len(side["y"]) == len(side["neighbours"]) == 10
+    assert side["n_words"] == 40
+    # Neighbours come from all 40 words, not only the 10 on the map.
+    assert [w for w, _ in side["neighbours"][0]] == [
+        w for w, _ in table.most_similar("w0", 10)
+    ]
+
+
+def test_attention_figure_keeps_repeated_tokens_apart_and_escapes_specials():
+    weights = np.full((3, 2), 0.5, dtype=np.float32)
+    figure = attention_figure(
+        Attention(["很", "很"], [True, True], ["very", "very", "<EOS>"], weights)
+    )
+    heatmap = figure["data"][0]
+    assert np.array(heatmap["z"]).shape == (3, 2)
+    assert figure["layout"]["xaxis"]["tickvals"] == [0, 1]
+    assert figure["layout"]["yaxis"]["ticktext"] == ["very", "very", "&lt;EOS&gt;"]
+
+
+def test_curve_figure_has_losses_and_scores_on_two_axes():
+    rows = [
+        {"epoch": e, "train_loss": 1 / e, "valid_loss": 2 / e, "valid_bleu": e}
+        for e in (1, 2, 3)
+    ]
+    figure = curve_figure(rows)
+    axes = {trace["name"]: trace["yaxis"] for trace in figure["data"]}
+    assert axes == {
+        "training loss": "y",
+        "validation loss": "y",
+        "validation BLEU": "y2",
+    }
+    assert curve_figure([]) is None
+
+
+def test_report_is_one_self_contained_file(seed_report):
+    path, run = seed_report
+    page = path.read_text(encoding="utf-8")
+    # Nothing is fetched: no external scripts, styles, fonts or images (the
+    # browser test checks the requests themselves).
+    markup = re.sub(r"(<script[^>]*>).*?</script>", r"\1", page, flags=re.S)
+    assert not re.search(r"<(script|img|iframe)[^>]*\ssrc=", markup)
+    assert "<link" not in markup and "@import" not in markup
+    assert re.search(r"url\((?!data:)", markup) is None
+    assert markup.count("<script") == 3  # data, plotly.js, the page's script
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    # The Chinese font is embedded, cut down to a subset.
+    assert "@font-face" in page and "data:font/woff;base64," in page
+    data = page_data(page)
+    words = load_tables(load_checkpoint(run))["src"].words().tokens
+    assert sorted(data["map"]["src"]["words"]) == sorted(words)
+    assert data["attention"] == []  # the design's model has no attention
+    assert "No test split" in page  # its scores come from the last validation
+    for title in ("most similar pairs", "statistics", "outlier candidates"):
+        assert title in page
+
+
+def test_report_command_writes_beside_the_run_by_default(seed_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(seed_run, run)
+    result = seqembed("report", run, "--side", "src", "--projection", "pca")
+    assert result.returncode == 0, result.stderr
+    assert f"Wrote {run / 'report.html'}" in result.stderr
+    data = page_data((run / "report.html").read_text(encoding="utf-8"))
+    assert list(data["map"]) == ["src"]
+
+
+def test_report_mistakes_are_one_line(seed_run, tmp_path):
+    assert_clean_error(seqembed("report", tmp_path / "nope"), "nope")
+    assert_clean_error(seqembed("report", seed_run, "--max-words", "0"), "--max-words")
+    # A saved analysis from another version of the format: say what to do.
+    run = tmp_path / "run"
+    shutil.copytree(seed_run, run)
+    (run / "analysis").mkdir()
+    (run / "analysis" / "analysis.json").write_text(
+        json.dumps({"checkpoint": resolve_checkpoint(run).name, "sides": {"src": {}}})
+    )
+    assert_clean_error(seqembed("report", run), "analysis.json", "seqembed analyze")
+
+
+def test_demo_writes_the_report_and_prints_its_path(tmp_path):
+    out = tmp_path / "seed"
+    result = seqembed("demo", "--seed-example", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert f"Report (open it in a browser): {out / 'report.html'}" in result.stderr
+    assert (out / "report.html").stat().st_size > 1_000_000  # plotly.js inline

@@ -330,6 +330,7 @@ def cmd_demo(args) -> int:
             "teaches the training sentences, not the language."
         )
     _print_demo_analysis(result.analysis, args.seed_example)
+    _err(f"\nReport (open it in a browser): {result.report}")
     _err(
         f"\nRun directory: {out}  (last.pt, best.pt, config.yaml, vocab.*.tsv, "
         "metrics.jsonl, tensorboard/, embeddings/, data/, analysis/)"

@@ -109,6 +109,7 @@ class DemoResult:
     exact: int | None = None  # seed example: exact translations out of 5
     test_scores: Scores | None = None  # built-in: the held-out test split
     analysis: dict | None = None  # run_analysis.analyze_run's result
+    report: Path | None = None  # RUN/report.html
 
 
 def prepare_demo_dir(out: Path) -> None:
@@ -163,8 +164,14 @@ def run_demo(
         outputs = translator.translate(sources)
         exact = sum(o == en for o, (_, en) in zip(outputs, SEED_PAIRS))
         rows = [(src, o, None) for src, o in zip(sources, outputs)]
+        analysis = _analyse(out, seed_example)
         return DemoResult(
-            out, final_loss, rows, exact=exact, analysis=_analyse(out, seed_example)
+            out,
+            final_loss,
+            rows,
+            exact=exact,
+            analysis=analysis,
+            report=_report(out, analysis),
         )
     test = read_splits(out)["test"]
     outputs = translator.translate([p.src for p in test])
@@ -174,8 +181,14 @@ def run_demo(
         for src, o in zip(SHOWN_TRAINING, translator.translate(SHOWN_TRAINING))
     ]
     rows += [(p.src, o, p.tgt) for p, o in list(zip(test, outputs))[:SHOWN_HELD_OUT]]
+    analysis = _analyse(out, False)
     return DemoResult(
-        out, final_loss, rows, test_scores=scores, analysis=_analyse(out, False)
+        out,
+        final_loss,
+        rows,
+        test_scores=scores,
+        analysis=analysis,
+        report=_report(out, analysis),
     )
 
 
@@ -185,3 +198,10 @@ def _analyse(out: Path, seed_example: bool) -> dict:
     result = analyze_run(out / "last.pt", demo_analysis_settings(seed_example))
     write_analysis(result, out / "analysis")
     return result
+
+
+def _report(out: Path, analysis: dict) -> Path:
+    """RUN/report.html, of the model the analysis describes."""
+    from seqembed.report import write_report
+
+    return write_report(out / analysis["checkpoint"], analysis=analysis)

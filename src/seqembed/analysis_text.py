@@ -341,7 +341,7 @@ def _alignment(alignment: dict) -> Section:
         f"{'Output projection' if f['space'] == 'out' else 'Decoder input'}: "
         f"{f['hits']} of {f['n_test_words']} held-out words right at P@1 "
         f"({'above' if f['above_chance'] else 'not above'} chance, adjusted p = "
-        f"{f['p_adjusted']:.3g})."
+        f"{_p(f['p_adjusted'])})."
         for f in alignment.get("findings", [])
     )
     return Section(

@@ -139,3 +139,23 @@ def test_demo_writes_the_report_and_prints_its_path(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"Report (open it in a browser): {out / 'report.html'}" in result.stderr
     assert (out / "report.html").stat().st_size > 1_000_000  # plotly.js inline
+
+
+def test_report_of_a_seed_run_shows_the_stability_across_seeds(seed_run, tmp_path):
+    from seqembed.report import build_report
+    from seqembed.run_analysis import AnalysisSettings, analyze_run
+    from seqembed.stability import stability_report, write_stability
+
+    runs = [tmp_path / "seeds" / f"seed-{k}" for k in (1, 2)]
+    for run in runs:
+        shutil.copytree(seed_run, run)
+    settings = AnalysisSettings(sides=("src",), alignment=False, contextual=False)
+    results = [analyze_run(run, settings) for run in runs]
+    write_stability(
+        stability_report(runs, results, settings), tmp_path / "seeds" / "stability"
+    )
+    content = build_report(runs[0], analysis=results[0])
+    assert [s.title for s in content["stability"]][:1] == [
+        "src: stability across 2 seeds"
+    ]
+    assert build_report(seed_run, analysis=results[0])["stability"] == []

@@ -81,12 +81,17 @@
     };
   }
 
+  // Rings with labels below, so a found word and its neighbours are named
+  // even where the map does not label them.
   function overlay(size, color, width) {
     return {
       type: "scatter",
-      mode: "markers",
+      mode: "markers+text",
       x: [],
       y: [],
+      text: [],
+      textposition: "bottom center",
+      textfont: { size: 12, color: color },
       hoverinfo: "skip",
       marker: { size: size, color: "rgba(0,0,0,0)", line: { color: color, width: width } },
     };
@@ -161,7 +166,7 @@
   function switchSide(side) {
     current = side;
     Plotly.restyle(mapDiv, { visible: sides.map((s) => s === side) }, sides.map((s, k) => k));
-    Plotly.restyle(mapDiv, { x: [[], []], y: [[], []] }, [FOUND, NEAR]);
+    Plotly.restyle(mapDiv, { x: [[], []], y: [[], []], text: [[], []] }, [FOUND, NEAR]);
     Plotly.relayout(mapDiv, { "xaxis.autorange": true, "yaxis.autorange": true });
     for (const radio of document.querySelectorAll("input[name=side]")) {
       radio.checked = radio.value === side;
@@ -187,7 +192,11 @@
       .filter((j) => j !== undefined);
     Plotly.restyle(
       mapDiv,
-      { x: [[m.x[i]], near.map((j) => m.x[j])], y: [[m.y[i]], near.map((j) => m.y[j])] },
+      {
+        x: [[m.x[i]], near.map((j) => m.x[j])],
+        y: [[m.y[i]], near.map((j) => m.y[j])],
+        text: [[esc(m.words[i])], near.map((j) => esc(m.words[j]))],
+      },
       [FOUND, NEAR],
     );
     const xs = [m.x[i], ...near.map((j) => m.x[j])];

@@ -94,7 +94,7 @@ def _side_sections(side: str, data: dict, verbose: bool) -> list[Section]:
                 f"'shaped': the median k-th best of {pairs['shaped_null_repeats']} "
                 "random tables with these vectors' mean and covariance (a pair is "
                 "above chance only if it also beats the best pair of all of them, "
-                f"{pairs['shaped_threshold']:.4f}); "
+                f"{_f(pairs.get('shaped_threshold'))}); "
                 if pairs["shaped_null_repeats"]
                 else "'shaped': not computed (too few words per dimension to "
                 "estimate a covariance, or too many words); "

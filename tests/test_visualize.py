@@ -21,12 +21,14 @@ from seqembed.checkpoint import load_checkpoint
 from seqembed.embeddings import EmbeddingTable, load_tables
 from seqembed.errors import InputError
 from seqembed.evaluation import Translator
-from seqembed.figures import new_figure, save_figure
+from seqembed.figures import new_figure, save_figure, standalone_html
 from seqembed.heatmap import attention_figure
 from seqembed.movement_plot import (
     movement_figure,
     movement_frames,
+    movement_plotly,
     panel_indices,
+    spread,
     write_gif,
 )
 from seqembed.projection import Projection, effective_perplexity
@@ -459,12 +461,16 @@ def test_movement_frames_and_pictures(seed_run, tmp_path):
     from PIL import Image
 
     per_epoch = ("epochs", "xy", "step_mean", "from_initial_mean")
-    few = replace(frames, **{name: getattr(frames, name)[:3] for name in per_epoch})
-    with Image.open(write_gif(few, tmp_path / "m.gif")) as gif:
+    few = replace(frames, **{name: getattr(frames, name)[:5] for name in per_epoch})
+    with Image.open(write_gif(few, tmp_path / "m.gif", max_frames=3)) as gif:
         assert gif.n_frames == 3
+    animation = movement_plotly(frames, max_frames=4)
+    assert [f.name for f in animation.frames] == ["0", "17", "33", "50"]
+    assert "@font-face" in standalone_html(animation)
 
 
-def test_panels_include_the_first_and_last_snapshot():
+def test_panels_and_frames_include_the_first_and_last_snapshot():
+    assert spread(5, 3) == [0, 2, 4] and spread(1, 3) == [0]
     assert panel_indices(51, 9) == [0, 6, 12, 19, 25, 31, 38, 44, 50]
     assert panel_indices(3, 9) == [0, 1, 2]
     assert panel_indices(100, 40)[-1] == 99 and len(panel_indices(100, 40)) == 12

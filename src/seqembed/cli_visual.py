@@ -85,8 +85,8 @@ def _check(args) -> None:
         raise InputError("--labels and --min-freq must not be negative")
     if args.perplexity <= 0:
         raise InputError("--perplexity must be positive")
-    if args.panels < 2:
-        raise InputError("--panels must be at least 2")
+    if args.panels < 2 or args.frames < 2:
+        raise InputError("--panels and --frames must be at least 2")
 
 
 # -------------------------------------------------------------------- plot
@@ -159,11 +159,9 @@ def _plot_movement(args) -> int:
         min_freq=args.min_freq,
     )
     if format == "gif":
-        write_gif(frames, path)
+        write_gif(frames, path, args.frames)
     elif format == "html":
-        write_text(
-            standalone_html(movement_plotly(frames), "".join(frames.words)), path
-        )
+        write_text(standalone_html(movement_plotly(frames, args.frames)), path)
     else:
         save_figure(movement_figure(frames, args.panels), path, format)
     seconds = time.perf_counter() - started
@@ -264,6 +262,12 @@ def add_commands(commands) -> None:
         type=int,
         default=9,
         help="snapshots drawn with --movement (default 9)",
+    )
+    plot.add_argument(
+        "--frames",
+        type=int,
+        default=60,
+        help="most snapshots in a --movement GIF or HTML animation (default 60)",
     )
     plot.set_defaults(func=cmd_plot)
 

@@ -33,6 +33,7 @@ from seqembed.movement import EmbeddingMovement, read_snapshot, snapshot_paths
 from seqembed.projection import Projection, describe
 
 MAX_PANELS = 12
+MAX_FRAMES = 60  # GIF and HTML animations: a frame for every snapshot up to this
 LABEL_WORDS = 25  # label every word up to this many, else the most frequent
 
 
@@ -92,12 +93,18 @@ def movement_frames(
     )
 
 
-def panel_indices(n_frames: int, n_panels: int = 9) -> list[int]:
-    """``n_panels`` snapshots evenly spread, the first and the last always."""
-    n_panels = max(2, min(n_panels, n_frames, MAX_PANELS))
+def spread(n_frames: int, n_chosen: int) -> list[int]:
+    """``n_chosen`` of ``n_frames`` indices evenly spread, the first and the
+    last always."""
+    n_chosen = max(2, min(n_chosen, n_frames))
     if n_frames == 1:
         return [0]
-    return sorted({round(i) for i in np.linspace(0, n_frames - 1, n_panels)})
+    return sorted({round(i) for i in np.linspace(0, n_frames - 1, n_chosen)})
+
+
+def panel_indices(n_frames: int, n_panels: int = 9) -> list[int]:
+    """The snapshots of the small multiples: at most ``MAX_PANELS``."""
+    return spread(n_frames, min(n_panels, MAX_PANELS))
 
 
 def _labelled(frames: MovementFrames) -> np.ndarray:
@@ -137,11 +144,9 @@ def _draw_frame(ax, frames: MovementFrames, index: int, small_text: bool) -> Non
     ax.set_title(f"epoch {frames.epochs[index]}", fontsize=9)
 
 
-def _draw_curve(ax, frames: MovementFrames, current: int | None = None) -> None:
+def _draw_curve(ax, frames: MovementFrames) -> None:
     ax.plot(frames.epochs, frames.step_mean, marker=".", label="since previous")
     ax.plot(frames.epochs, frames.from_initial_mean, label="since epoch 0")
-    if current is not None:
-        ax.axvline(frames.epochs[current], color="#999999", lw=0.8)
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean relative move")
     ax.legend(fontsize=8)
@@ -167,20 +172,35 @@ def movement_figure(frames: MovementFrames, n_panels: int = 9):
     return figure
 
 
-def write_gif(frames: MovementFrames, path: Path, ms_per_frame: int = 300) -> Path:
-    """An animated GIF, one frame per snapshot: the map and the curve."""
+def write_gif(
+    frames: MovementFrames,
+    path: Path,
+    max_frames: int = MAX_FRAMES,
+    ms_per_frame: int = 300,
+) -> Path:
+    """An animated GIF, a frame per snapshot (at most ``max_frames``, evenly
+    spread): the map and the movement curve with the epoch marked."""
     from PIL import Image
 
     from seqembed.files import atomic_write
 
+    # One figure for all frames, its layout fixed after the first: only the
+    # map is redrawn and the epoch marker moved (3x faster than a new figure).
     images = []
-    for index in range(len(frames.epochs)):
-        with cjk_rc():
-            figure = new_figure(6.0, 7.0)
-            grid = figure.add_gridspec(2, 1, height_ratios=[3, 1.2])
-            _draw_frame(figure.add_subplot(grid[0]), frames, index, small_text=False)
-            _draw_curve(figure.add_subplot(grid[1]), frames, current=index)
-        images.append(Image.fromarray(rgba_array(figure)).convert("RGB"))
+    with cjk_rc():
+        figure = new_figure(6.0, 7.0)
+        grid = figure.add_gridspec(2, 1, height_ratios=[3, 1.2])
+        ax, curve = figure.add_subplot(grid[0]), figure.add_subplot(grid[1])
+        _draw_curve(curve, frames)
+        marker = curve.axvline(frames.epochs[0], color="#999999", lw=0.8)
+        for index in spread(len(frames.epochs), max_frames):
+            ax.clear()
+            _draw_frame(ax, frames, index, small_text=False)
+            marker.set_xdata([frames.epochs[index]] * 2)
+            rgb = Image.fromarray(rgba_array(figure)).convert("RGB")
+            # Octree quantisation: 6x faster than Pillow's default median cut.
+            images.append(rgb.quantize(256, method=Image.Quantize.FASTOCTREE))
+            figure.set_layout_engine("none")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(
@@ -193,8 +213,9 @@ def write_gif(frames: MovementFrames, path: Path, ms_per_frame: int = 300) -> Pa
     return path
 
 
-def movement_plotly(frames: MovementFrames):
-    """A plotly Figure with one frame per snapshot and a slider."""
+def movement_plotly(frames: MovementFrames, max_frames: int = MAX_FRAMES):
+    """A plotly Figure with a frame per snapshot (at most ``max_frames``,
+    evenly spread) and a slider."""
     import plotly.graph_objects as go
 
     labelled = _labelled(frames)
@@ -207,7 +228,8 @@ def movement_plotly(frames: MovementFrames):
             hovertext=frames.words, hoverinfo="text", marker={"size": 7},
         )  # fmt: skip
 
-    (xlim, ylim), names = _limits(frames.xy), [str(e) for e in frames.epochs]
+    chosen = spread(len(frames.epochs), max_frames)
+    (xlim, ylim), names = _limits(frames.xy), [str(frames.epochs[i]) for i in chosen]
     steps = [
         {"label": name, "method": "animate",
          "args": [[name], {"mode": "immediate", "frame": {"duration": 0}}]}
@@ -215,7 +237,7 @@ def movement_plotly(frames: MovementFrames):
     ]  # fmt: skip
     return go.Figure(
         data=[points(0)],
-        frames=[go.Frame(data=[points(i)], name=n) for i, n in enumerate(names)],
+        frames=[go.Frame(data=[points(i)], name=n) for i, n in zip(chosen, names)],
         layout=go.Layout(
             title=f"{frames.side} embeddings over training ({frames.method})",
             font={"family": html_font_stack()},

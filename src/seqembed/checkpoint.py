@@ -14,11 +14,24 @@ with ``weights_only=True`` (no pickled code can run)::
     optimizer, scheduler  state_dicts (absent in a weights-only export)
     counters              epoch, step, batch position, best metric, ...
     rng                   torch and Python RNG states
+
+A run keeps its newest ``keep`` checkpoints (``train.keep_last``) under
+numbered names, newest first, and ``best.pt`` beside them::
+
+    last.pt  last-1.pt  last-2.pt  ...  best.pt
+
+``--resume`` takes the newest of them that loads; a truncated or corrupt one
+is renamed ``*.bad`` with a warning, and the next older one is used.
 """
 
 from __future__ import annotations
 
+import io
+import logging
+import os
 import pickle
+import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -31,43 +44,141 @@ from seqembed.files import atomic_write
 from seqembed.model import Seq2Seq
 from seqembed.vocab import Vocab
 
+log = logging.getLogger(__name__)
+
+
+class CorruptCheckpoint(InputError):
+    """The file cannot be read back (truncated, damaged): resume may fall
+    back to an older one. A refused or newer-format file is not this."""
+
+
 FORMAT = "seqembed-checkpoint"
 VERSION = 1
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+def save_checkpoint(state: dict[str, Any], path: Path, keep: int = 1) -> None:
     """Write to a temp file in the same directory, fsync, then rename over
-    ``path``: a crash leaves either the old file or the new one, never half."""
+    ``path``: a crash leaves either the old file or the new one, never half.
+
+    With ``keep`` > 1 the older files move down one number first
+    (``last.pt`` -> ``last-1.pt`` ...), after the new file is safely on disk,
+    so a failed save (a full disk) leaves every older checkpoint as it was.
+    An ``OSError`` names ``path`` and says that."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, "version": VERSION, **state}
-    atomic_write(path, lambda out: torch.save(state, out))
+    # Serialise in memory first: torch.save turns a failing write (ENOSPC)
+    # into a RuntimeError without the cause; our own write keeps the OSError.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    try:
+        atomic_write(
+            path,
+            lambda out: out.write(buffer.getbuffer()),
+            before_replace=lambda: _shift_older(path, keep),
+        )
+    except OSError as error:
+        raise OSError(
+            error.errno,
+            f"cannot save the checkpoint ({error.strerror or error}); "
+            "the previous checkpoints are as they were",
+            str(path),
+        ) from error
+
+
+def numbered(path: Path, number: int) -> Path:
+    """``last.pt``, 2 -> ``last-2.pt`` (0 is ``path`` itself)."""
+    return path if number == 0 else path.with_name(f"{path.stem}-{number}.pt")
+
+
+def _shift_older(path: Path, keep: int) -> None:
+    # Oldest first, so a crash between two renames leaves a gap, never a
+    # newer file under an older number.
+    for number in range(keep - 1, 0, -1):
+        newer = numbered(path, number - 1)
+        if newer.exists():
+            os.replace(newer, numbered(path, number))
+
+
+def kept_checkpoints(run_dir: Path, name: str = "last.pt") -> list[Path]:
+    """``last.pt``, ``last-1.pt``, ... as they exist in ``run_dir``, newest first."""
+    stem = Path(name).stem
+    pattern = re.compile(rf"{re.escape(stem)}(?:-(\d+))?\.pt")
+    found = []
+    for path in Path(run_dir).glob(f"{stem}*.pt"):
+        match = pattern.fullmatch(path.name)
+        if match:
+            found.append((int(match.group(1) or 0), path))
+    return [path for _, path in sorted(found)]
+
+
+def load_latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
+    """The newest kept checkpoint that loads (for ``--resume``).
+
+    One that does not load is renamed ``NAME.bad`` (kept for a look, out of
+    the rotation) with a warning, and the next older one is tried."""
+    candidates = kept_checkpoints(run_dir)
+    if not candidates:
+        raise InputError("nothing to resume: no last.pt in the run directory", run_dir)
+    problems = []
+    for path in candidates:
+        try:
+            return load_checkpoint(path), path
+        except CorruptCheckpoint as error:
+            problems.append(str(error))
+            bad = path.with_name(path.name + ".bad")
+            os.replace(path, bad)
+            log.warning("%s; renamed it %s, trying an older one", error, bad.name)
+    raise InputError(
+        f"no checkpoint left to resume from: {'; '.join(problems)}", run_dir
+    )
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint file (or a run directory's best one), safely."""
     path = resolve_checkpoint(Path(path))
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # weights_only: tensors and plain containers only. A pickle that names
+        # any other global (os.system, a class) is refused before it runs.
+        with warnings.catch_warnings():  # "pickle protocol 4" and the like
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise InputError(
-            f"refused to load: not a plain-data checkpoint ({first})", path
+            "refused to load: the file holds Python objects other than tensors "
+            f"and plain data, which could run code ({_unsupported(error)})",
+            path,
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        raise InputError(
-            f"cannot read checkpoint (truncated or corrupt?): {error}".splitlines()[0],
+    except (
+        RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError,
+        UnicodeDecodeError,
+    ) as error:  # fmt: skip
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CorruptCheckpoint(
+            f"cannot read checkpoint (truncated or corrupt?): {first or type(error)}",
             path,
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise InputError("not a seqembed checkpoint", path)
     if state.get("version") != VERSION:
         raise InputError(
-            f"checkpoint format version {state.get('version')} is not supported "
-            f"(this seqembed reads version {VERSION})",
+            f"checkpoint format version {state.get('version')!r} is not supported "
+            f"(this seqembed reads version {VERSION}; a newer seqembed wrote it?)",
             path,
         )
     return state
+
+
+def _unsupported(error: Exception) -> str:
+    """torch's long message, cut to the global it refused."""
+    text = " ".join(str(error).split())
+    match = re.search(r"GLOBAL (\S+)", text)
+    if match:
+        return f"it names {match.group(1)}"
+    match = re.search(
+        r"WeightsUnpickler error: (.+?)(?: Check the documentation|$)", text
+    )
+    return match.group(1) if match else text[:120]
 
 
 def resolve_checkpoint(path: Path) -> Path:

@@ -91,6 +91,7 @@ def _stop_on_ctrl_c():
 
 
 def cmd_train(args) -> int:
+    from seqembed.checkpoint import kept_checkpoints
     from seqembed.config import load_config
     from seqembed.corpus import SkipCounts, read_aligned, read_tsv
     from seqembed.segment import read_user_dict
@@ -108,13 +109,17 @@ def cmd_train(args) -> int:
         overrides.append(f"data.tgt_column={args.tgt_column}")
     if args.pretokenized:
         overrides.append("data.src_segmentation=pretokenized")
-    config = load_config(args.config, overrides)
     run_dir = Path(args.out)
+    resume_one = args.resume and args.seeds == 1
+    if resume_one and not kept_checkpoints(run_dir):
+        raise InputError("nothing to resume: no last.pt in the run directory", run_dir)
+    # Resuming keeps the run's own settings (its epochs too) unless given again.
+    saved = run_dir / "config.yaml"
+    base = load_config(saved) if resume_one and saved.is_file() else None
+    config = load_config(args.config, overrides, base=base)
     if args.seeds < 1:
         raise InputError("--seeds must be at least 1")
     pairs, user_dict, heldout = None, None, None
-    if args.resume and args.seeds == 1 and not (run_dir / "last.pt").exists():
-        raise InputError("nothing to resume: no last.pt in the run directory", run_dir)
     # With --seeds, --resume continues the seeds that started and trains the
     # rest from the CORPUS, given again.
     if not args.resume or (args.seeds > 1 and args.corpus):
@@ -550,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # a full disk, a read-only or missing folder
         if args.debug:
             raise
-        _err(f"seqembed: error: {error}")
+        where = f"{error.filename}: " if error.filename else ""
+        _err(f"seqembed: error: {where}{error.strerror or error}")
         return 2
     except KeyboardInterrupt:
         _err("seqembed: interrupted")

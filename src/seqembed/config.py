@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from seqembed.errors import InputError
+from seqembed.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,15 @@ class TrainConfig:
     # Keep a float16 copy of both embedding matrices every N epochs (0: never),
     # so later analysis can see how the vectors moved during training.
     embedding_snapshot_every: int = 1
+    # Checkpoints: the newest keep_last are kept (last.pt, last-1.pt, ...)
+    # besides best.pt; --resume falls back to an older one if the newest is
+    # damaged. Every checkpoint_every_steps batches (0: only at epoch ends)
+    # last.pt is also saved mid-epoch, so a crash loses at most that many.
+    keep_last: int = 3
+    checkpoint_every_steps: int = 0
+    # A batch whose loss or gradient is not finite is skipped (the model and
+    # optimiser stay as they were); this many in a row stop training.
+    max_nonfinite_steps: int = 5
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,8 @@ _POSITIVE = {
     "train.lr_decay",
     "train.lr_step_epochs",
     "train.clip_norm",
+    "train.keep_last",
+    "train.max_nonfinite_steps",
     "decode.beam_size",
     "model.init_range",
     "decode.batch_size",
@@ -162,6 +174,7 @@ _NON_NEGATIVE = {
     "train.threads",
     "train.valid_bleu_max",
     "train.embedding_snapshot_every",
+    "train.checkpoint_every_steps",
     "decode.length_penalty",
     "decode.max_len_b",
 }
@@ -331,7 +344,5 @@ def load_config(
 
 
 def save_config(config: Config, path: Path) -> None:
-    path.write_text(
-        yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True),
-        encoding="utf-8",
-    )
+    text = yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)
+    atomic_write(Path(path), lambda out: out.write(text.encode("utf-8")))

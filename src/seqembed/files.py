@@ -9,9 +9,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(
+    path: Path,
+    write: Callable[[BinaryIO], None],
+    before_replace: Callable[[], None] | None = None,
+) -> None:
     """Call ``write`` on a temp file beside ``path``, fsync, then rename it over
-    ``path``. On any failure the temp file is removed and ``path`` is untouched."""
+    ``path``. On any failure the temp file is removed and ``path`` is untouched.
+
+    ``before_replace`` runs once the new content is safely on disk, just before
+    the rename (checkpoints shift their older copies there)."""
     path = Path(path)
     handle, temp = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=".part", dir=path.parent
@@ -26,10 +33,29 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             write(out)
             out.flush()
             os.fsync(out.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make the rename itself durable (a power cut after it keeps the new
+    file). POSIX only; elsewhere, and where a folder cannot be opened, the
+    rename is as durable as the system makes it."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def _umask() -> int:

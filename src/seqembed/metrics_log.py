@@ -3,10 +3,13 @@ per-epoch embedding snapshots."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import torch
+
+from seqembed.files import atomic_write
 
 
 class MetricsLog:
@@ -29,23 +32,45 @@ class MetricsLog:
                 self._writer.add_scalar(key, value, metrics["step"])
         self._writer.flush()
 
+    def drop_after(self, step: int) -> None:
+        """Forget the lines of steps after ``step``: on resume from a
+        checkpoint, what a crash left after it is done again."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if _step(line) <= step]
+        if len(kept) < len(lines):
+            text = "".join(kept).encode("utf-8")
+            atomic_write(path, lambda out: out.write(text))
+
     def write_embeddings(self, epoch: int, model) -> None:
         """Both embedding matrices in float16: small enough to keep every epoch."""
         folder = self.run_dir / "embeddings"
         folder.mkdir(exist_ok=True)
+        buffer = io.BytesIO()
         torch.save(
             {
                 "epoch": epoch,
                 "src": model.encoder.embedding.weight.detach().half().clone(),
                 "tgt": model.decoder.embedding.weight.detach().half().clone(),
             },
-            folder / f"epoch-{epoch:04d}.pt",
+            buffer,
         )
+        path = folder / f"epoch-{epoch:04d}.pt"
+        atomic_write(path, lambda out: out.write(buffer.getbuffer()))
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _step(line: str) -> float:
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")  # a line cut short by a crash goes too
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -19,7 +19,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from seqembed.checkpoint import load_checkpoint, save_checkpoint
+from seqembed.checkpoint import load_latest_checkpoint, save_checkpoint
 from seqembed.config import Config, from_dict, save_config, to_dict
 from seqembed.corpus import (
     Pair,
@@ -183,14 +183,31 @@ def run_batch(model: Seq2Seq, batch: Batch, criterion, teacher_forcing: float):
     return criterion(logits.reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1))
 
 
-def train_step(model, batch, optimizer, criterion, config: Config) -> float:
+def train_step(
+    model, batch, optimizer, criterion, config: Config
+) -> tuple[float, str | None]:
+    """One optimiser step. Returns (loss, None), or (loss, problem) when the
+    loss or the gradient norm is not finite: then the step is skipped and the
+    model and the optimiser's state are exactly as they were."""
     optimizer.zero_grad(set_to_none=True)
     loss_sum = run_batch(model, batch, criterion, config.train.teacher_forcing)
     loss = loss_sum / batch.n_tgt_tokens  # mean over real target tokens
+    value = loss.item()
+    if not math.isfinite(value):
+        return value, f"loss {value}"
     loss.backward()
-    nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_norm)
-    optimizer.step()
-    return loss.item()
+    norm = float(nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_norm))
+    if not math.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)  # clipping scaled them by nan
+        return value, f"gradient norm {norm}"
+    try:
+        optimizer.step()
+    except RuntimeError as error:  # lr 1e38: Adam's step size overflows float32
+        raise InputError(
+            f"the optimiser step failed ({str(error).splitlines()[0]}); "
+            f"is train.lr ({config.train.lr:g}) far too large?"
+        ) from error
+    return value, None
 
 
 @torch.no_grad()
@@ -264,6 +281,7 @@ class Session:
     optimizer: torch.optim.Optimizer
     scheduler: object
     counters: dict
+    last_saved: str | None = None  # "last.pt (epoch 3, batch 40)", for messages
 
     def checkpoint_state(self, elapsed_s: float) -> dict:
         scheduler = self.scheduler
@@ -293,7 +311,9 @@ def start_session(
     with ``resume``, restore all of them from ``run_dir/last.pt``."""
     checkpoint = None
     if resume:
-        checkpoint = load_checkpoint(run_dir / "last.pt")
+        checkpoint, path = load_latest_checkpoint(run_dir)
+        if path.name != "last.pt":
+            log.warning("resuming from %s", path)
         saved = to_dict(from_dict(checkpoint["config"], "checkpoint"))
         # Only the epoch limit and the budget may change on resume.
         saved["train"]["epochs"] = config.train.epochs
@@ -351,11 +371,17 @@ def start_session(
         scheduler=make_scheduler(optimizer, config),
         counters={
             "epoch": 1,
-            "position": 0,
-            "step": 0,
+            "position": 0,  # batches of this epoch done
+            "step": 0,  # batches done in all (skipped ones too)
             "best": None,
             "bad_epochs": 0,
             "elapsed_s": 0.0,
+            # this epoch's loss so far, so a mid-epoch resume reports the
+            # same epoch loss as an uninterrupted run
+            "epoch_loss_sum": 0.0,
+            "epoch_tokens": 0,
+            "skipped_steps": 0,  # non-finite loss or gradient, in all
+            "nonfinite_in_row": 0,
         },
     )
     if checkpoint is not None:
@@ -366,6 +392,10 @@ def start_session(
             session.scheduler.load_state_dict(checkpoint["scheduler"])
         session.counters.update(checkpoint["counters"])
         set_rng_state(checkpoint["rng"])
+        session.last_saved = (
+            f"{path.name} (epoch {session.counters['epoch']}, "
+            f"batch {session.counters['position']})"
+        )
         log.info(
             "resuming at epoch %d, batch %d",
             session.counters["epoch"],
@@ -413,6 +443,39 @@ def step_scheduler(scheduler, watched: float) -> None:
         scheduler.step()
 
 
+def save_last(session: Session, elapsed: float, best: bool = False) -> None:
+    """``last.pt`` (the older ones shifted down), and ``best.pt`` if asked."""
+    state = session.checkpoint_state(elapsed)
+    run_dir, counters = session.run_dir, session.counters
+    save_checkpoint(state, run_dir / "last.pt", keep=session.config.train.keep_last)
+    if best:
+        save_checkpoint(state, run_dir / "best.pt")
+    session.last_saved = (
+        f"last.pt (epoch {counters['epoch']}, batch {counters['position']})"
+    )
+
+
+def skip_step(session: Session, problem: str) -> None:
+    """Count a skipped non-finite step; too many in a row end training."""
+    counters, limit = session.counters, session.config.train.max_nonfinite_steps
+    counters["skipped_steps"] += 1
+    counters["nonfinite_in_row"] += 1
+    where = f"epoch {counters['epoch']}, batch {counters['position']}"
+    log.warning(
+        "%s: %s; step skipped, model unchanged (%d in a row, limit %d)",
+        where, problem, counters["nonfinite_in_row"], limit,
+    )  # fmt: skip
+    if counters["nonfinite_in_row"] >= limit:
+        saved = session.last_saved
+        kept = f"{saved} is intact" if saved else "no checkpoint had been saved"
+        raise InputError(
+            f"training stopped: {limit} steps in a row had a non-finite loss or "
+            f"gradient (last at {where}: {problem}); {kept}. Lower train.lr "
+            f"(now {session.config.train.lr:g}) or check the data",
+            session.run_dir,
+        )
+
+
 # ---------------------------------------------------------------- the loop
 
 
@@ -432,7 +495,9 @@ def train(
     ``heldout`` gives the validation and test pairs instead of splitting them
     off ``pairs``. ``stop_requested`` is asked after every batch (the CLI
     answers True after Ctrl-C): then ``last.pt`` is saved at that batch, with
-    no validation, and training returns."""
+    no validation, and training returns. A batch with a non-finite loss or
+    gradient is skipped; ``train.max_nonfinite_steps`` of them in a row raise
+    an ``InputError`` and leave the checkpoints as they were."""
     reporter = reporter or LogReporter()
     run_dir = Path(run_dir)
     started = time.monotonic()
@@ -443,12 +508,17 @@ def train(
         ignore_index=PAD, reduction="sum", label_smoothing=train_cfg.label_smoothing
     )
     metrics_log = MetricsLog(run_dir)
-    if not resume:
+    if resume:  # lines a crash left after the checkpoint would come twice
+        metrics_log.drop_after(counters["step"])
+    else:
         metrics_log.write_embeddings(0, model)
     # The budget is per invocation: `--resume --max-minutes 10` trains 10 more.
     budget_s = train_cfg.max_minutes * 60 if train_cfg.max_minutes else math.inf
     higher_is_better = train_cfg.early_stopping_metric == "bleu"
     stopped_because, metrics, interrupted = "epoch limit", {}, False
+
+    def elapsed() -> float:
+        return counters["elapsed_s"] + time.monotonic() - started
 
     while counters["epoch"] <= train_cfg.epochs:
         # -- one epoch of batches, in an order fixed by (seed, epoch)
@@ -464,8 +534,7 @@ def train(
         reporter.epoch_start(
             epoch, train_cfg.epochs, len(batches), counters["position"]
         )
-        epoch_loss, epoch_tokens, tick = 0.0, 0, time.monotonic()
-        out_of_time = False
+        tokens_now, tick, out_of_time = 0, time.monotonic(), False
         while counters["position"] < len(batches) and not out_of_time:
             if stop_requested():
                 break
@@ -474,17 +543,25 @@ def train(
                 [session.train_src[i] for i in index],
                 [session.train_tgt[i] for i in index],
             )
-            loss = train_step(model, batch, session.optimizer, criterion, config)
+            optimizer = session.optimizer
+            loss, problem = train_step(model, batch, optimizer, criterion, config)
             counters["position"] += 1
             counters["step"] += 1
-            epoch_loss += loss * batch.n_tgt_tokens
-            epoch_tokens += batch.n_tgt_tokens
-            seconds = max(time.monotonic() - tick, 1e-9)
-            reporter.step(loss, epoch_tokens / seconds)
+            if problem:
+                skip_step(session, problem)
+            else:
+                counters["nonfinite_in_row"] = 0
+                counters["epoch_loss_sum"] += loss * batch.n_tgt_tokens
+                counters["epoch_tokens"] += batch.n_tgt_tokens
+                tokens_now += batch.n_tgt_tokens
+            reporter.step(loss, tokens_now / max(time.monotonic() - tick, 1e-9))
             out_of_time = time.monotonic() - started >= budget_s
+            every = train_cfg.checkpoint_every_steps
+            if every and counters["step"] % every == 0 and not out_of_time:
+                if counters["position"] < len(batches):  # the epoch end saves
+                    save_last(session, elapsed())
         if stop_requested():  # save exactly where we are; resume goes on from here
-            elapsed = counters["elapsed_s"] + time.monotonic() - started
-            save_checkpoint(session.checkpoint_state(elapsed), run_dir / "last.pt")
+            save_last(session, elapsed())
             stopped_because = "interrupted; --resume continues from this batch"
             interrupted = True
             break
@@ -494,13 +571,14 @@ def train(
         metrics = {
             "epoch": epoch,
             "step": counters["step"],
-            "train_loss": epoch_loss / max(epoch_tokens, 1),
+            "train_loss": counters["epoch_loss_sum"] / max(counters["epoch_tokens"], 1),
             "lr": session.optimizer.param_groups[0]["lr"],
-            "tgt_tokens_per_s": epoch_tokens / max(time.monotonic() - tick, 1e-9),
+            "tgt_tokens_per_s": tokens_now / max(time.monotonic() - tick, 1e-9),
             **validate(session),
         }
-        elapsed = counters["elapsed_s"] + time.monotonic() - started
-        metrics["elapsed_s"] = round(elapsed, 2)
+        if counters["skipped_steps"]:
+            metrics["skipped_steps"] = counters["skipped_steps"]
+        metrics["elapsed_s"] = round(elapsed(), 2)
         metrics_log.write(metrics)
         reporter.epoch_end(metrics)
 
@@ -518,13 +596,11 @@ def train(
             snapshot_every = train_cfg.embedding_snapshot_every
             if snapshot_every and epoch % snapshot_every == 0:
                 metrics_log.write_embeddings(epoch, model)
-            counters["epoch"], counters["position"] = epoch + 1, 0
+            counters.update(epoch=epoch + 1, position=0)
+            counters.update(epoch_loss_sum=0.0, epoch_tokens=0)
 
         # -- checkpoints: last always, best when improved
-        state = session.checkpoint_state(elapsed)
-        save_checkpoint(state, run_dir / "last.pt")
-        if improved:
-            save_checkpoint(state, run_dir / "best.pt")
+        save_last(session, elapsed(), best=improved)
 
         # -- stop?
         if out_of_time:

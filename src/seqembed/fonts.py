@@ -110,13 +110,20 @@ def covers(path: Path, text: str, face_index: int = 0) -> bool:
 
 def system_cjk_font() -> FontChoice | None:
     """An installed font that draws Chinese: a preferred family if there is
-    one, else any font covering ``PROBE``, by name for a stable choice."""
+    one (its regular weight first), else any font covering ``PROBE``, by name
+    for a stable choice."""
     from matplotlib import font_manager
+
+    def weight(entry) -> int:  # 400 is regular; names like "bold" to numbers
+        if isinstance(entry.weight, int):
+            return entry.weight
+        return font_manager.weight_dict.get(entry.weight, 400)
 
     fonts = [f for f in font_manager.fontManager.ttflist if f.style == "normal"]
     rank = {name: i for i, name in enumerate(PREFERRED)}
     preferred = sorted(
-        (f for f in fonts if f.name in rank), key=lambda f: (rank[f.name], f.fname)
+        (f for f in fonts if f.name in rank),
+        key=lambda f: (rank[f.name], abs(weight(f) - 400), f.fname),
     )
     others = sorted((f for f in fonts if f.name not in rank), key=lambda f: f.name)
     for entry in [*preferred, *others]:

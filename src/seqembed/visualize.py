@@ -35,7 +35,7 @@ SPECIAL = "special token"
 NEUTRAL = "#b0b0b0"
 SIDE_MARKERS = {"src": "o", "tgt": "^"}  # matplotlib
 PLOTLY_MARKERS = {"src": "circle", "tgt": "triangle-up"}
-SIDE_NAMES = {"src": "source (Chinese)", "tgt": "target (English, mapped)"}
+SIDE_NAMES = {"src": "source (Chinese)", "tgt": "target (English)"}
 PALETTE = (  # matplotlib's tab10 without its grey, which means "other" here
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#bcbd22", "#17becf",
@@ -105,7 +105,7 @@ def embedding_map(
     special = np.array([w in SPECIALS for w in words])
     categories = None
     if color == "group":
-        categories = group_categories(words, sides, groups or {}, links)
+        categories = group_categories(words, groups or {}, links)
     elif color == "chance":
         categories = chance_categories(words, sides, analysis)
     names = " and ".join(SIDE_NAMES[s].split(" (")[0] for s in chosen)
@@ -185,10 +185,7 @@ def label_mask(
 
 
 def group_categories(
-    words: list[str],
-    sides: list[str],
-    groups: dict[str, list[str]],
-    links: list[tuple[int, int]],
+    words: list[str], groups: dict[str, list[str]], links: list[tuple[int, int]]
 ) -> list[str]:
     """Each point's topic group (``OTHER`` if none). A target word in no
     group takes the group of a source word it translates (``links``)."""
@@ -353,10 +350,9 @@ def _draw_points(ax, m: EmbeddingMap, size: float):
         ax.scatter(*m.xy[m.special].T, marker="X", s=70, color="black", label=SPECIAL)
     shapes = []
     if len(set(m.sides)) > 1:
+        labels = {"src": SIDE_NAMES["src"], "tgt": SIDE_NAMES["tgt"] + ", mapped"}
         shapes = [
-            Line2D(
-                [], [], ls="", marker=marker, color="#666666", label=SIDE_NAMES[side]
-            )
+            Line2D([], [], ls="", marker=marker, color="#666666", label=labels[side])
             for side, marker in SIDE_MARKERS.items()
         ]
     return scatter, shapes

@@ -152,13 +152,13 @@ def _both_sides(tables, min_freq, include_specials, lexicon, random_state):
     src_rows = _normalized_like(src.vectors, mapper.src_words_.vectors)
     tgt_rows = _normalized_like(tgt.vectors, mapper.tgt_words_.vectors)
     tgt_rows = tgt_rows @ np.linalg.pinv(mapper.mapping_.astype(np.float64))
-    pairs = set(lexicon)
-    links = [
-        (i, len(src) + j)
-        for i, zh in enumerate(src.tokens)
-        for j, en in enumerate(tgt.tokens)
-        if (zh, en) in pairs
-    ]
+    links = sorted(
+        {
+            (src.index[zh], len(src) + tgt.index[en])
+            for zh, en in lexicon
+            if zh in src.index and en in tgt.index
+        }
+    )
     return {"src": src, "tgt": tgt}, np.vstack([src_rows, tgt_rows]), links
 
 
@@ -363,7 +363,12 @@ def _caption(m: EmbeddingMap) -> str:
     if m.links:
         caption += f"; lines: {len(m.links)} dictionary pairs"
     if not m.labelled.all():
-        caption += f"; labels: the {int(m.labelled.sum())} most frequent"
+        sides = np.array(m.sides)
+        shown = max(
+            int((m.labelled & ~m.special & (sides == s)).sum()) for s in set(m.sides)
+        )
+        per_side = " per side" if len(set(m.sides)) > 1 else ""
+        caption += f"; labels: the {shown} most frequent words{per_side}"
     return caption
 
 

@@ -140,6 +140,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         # weights_only: tensors and plain containers only. A pickle that names
         # any other global (os.system, a class) is refused before it runs.
+        _check_crcs(path)
         with warnings.catch_warnings():  # "pickle protocol 4" and the like
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -167,6 +168,17 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             path,
         )
     return state
+
+
+def _check_crcs(path: Path) -> None:
+    """torch.load does not check the CRC32 that torch.save writes for each
+    record of its zip, so a flipped byte in a tensor would load silently."""
+    if not zipfile.is_zipfile(path):
+        return  # an old-style pickle; torch.load judges it
+    with zipfile.ZipFile(path) as archive:
+        damaged = archive.testzip()
+    if damaged is not None:
+        raise zipfile.BadZipFile(f"checksum mismatch in {damaged}")
 
 
 def _unsupported(error: Exception) -> str:

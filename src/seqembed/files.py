@@ -36,8 +36,13 @@ def atomic_write(
         if before_replace is not None:
             before_replace()
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as error:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:
+            # "No space left on device" alone does not say where.
+            raise OSError(
+                error.errno, error.strerror or str(error), str(path)
+            ) from error
         raise
     _fsync_directory(path.parent)
 

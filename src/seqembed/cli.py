@@ -227,7 +227,11 @@ def _train_seeds(args, config, out, pairs, user_dict, heldout) -> int:
 def _read_inputs(texts: list[str]) -> list[str]:
     if texts:
         return texts
-    return [line.rstrip("\r\n") for line in sys.stdin]
+    from seqembed.textfile import decode_lines
+
+    # Bytes, decoded here: a GBK or UTF-16 pipe is a one-line error, not a
+    # UnicodeDecodeError from the locale's codec.
+    return [text for _, text in decode_lines(sys.stdin.buffer, "<stdin>")]
 
 
 def _load_translator(args):

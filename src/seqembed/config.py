@@ -19,6 +19,7 @@ import yaml
 
 from seqembed.errors import InputError
 from seqembed.files import atomic_write
+from seqembed.textfile import read_text
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def to_dict(config: Config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+def from_dict(raw: dict[str, Any], source: str | None = "config") -> Config:
     """Build a validated Config from a nested dict; missing keys take defaults."""
     if not isinstance(raw, dict):
         raise InputError("expected a mapping of sections", source)
@@ -313,12 +314,9 @@ def load_config(
     raw = to_dict(base or Config())
     if path is not None:
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError("config file not found", path) from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"cannot read config: {error}", path) from None
+        if not path.exists():
+            raise InputError("config file not found", path)
+        text = read_text(path)
         try:
             loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError as error:
@@ -329,7 +327,7 @@ def load_config(
             ) from None
         if not isinstance(loaded, dict):
             raise InputError("expected a mapping of sections", path)
-        from_dict(loaded, str(path))  # unknown keys and types, named by file
+        _check_file(loaded, text, path)
         for section, values in loaded.items():
             raw[section].update(values or {})
     for text in overrides:
@@ -341,6 +339,39 @@ def load_config(
             raise InputError(f"--set {text}: unknown key '{section}.{key}' ({known})")
         raw[section][key] = value
     return from_dict(raw, "--set" if overrides else str(path or "config"))
+
+
+def _check_file(loaded: dict, text: str, path: Path) -> None:
+    """Unknown keys, types and ranges of a config file, named by file and,
+    where one key alone is wrong, by that key's line."""
+    try:
+        from_dict(loaded, None)
+    except InputError as error:
+        lines = _key_lines(text)
+        for section, values in loaded.items():
+            keys = values if isinstance(values, dict) else {None: values}
+            for key in keys:
+                one = {section: values if key is None else {key: values[key]}}
+                try:
+                    from_dict(one, None)
+                except InputError as alone:
+                    if str(alone) == str(error):
+                        line = lines.get((section, key))
+                        raise InputError(str(error), path, line) from None
+        raise InputError(str(error), path) from None
+
+
+def _key_lines(text: str) -> dict[tuple, int]:
+    """{(section, key): line} and {(section, None): line} of a YAML mapping."""
+    root = yaml.compose(text)
+    lines = {}
+    if isinstance(root, yaml.MappingNode):
+        for section, values in root.value:
+            lines[(section.value, None)] = section.start_mark.line + 1
+            if isinstance(values, yaml.MappingNode):
+                for key, _ in values.value:
+                    lines[(section.value, key.value)] = key.start_mark.line + 1
+    return lines
 
 
 def save_config(config: Config, path: Path) -> None:

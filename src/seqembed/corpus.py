@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seqembed.errors import InputError
 from seqembed.segment import normalize
+from seqembed.textfile import iter_lines
 
 
 @dataclass(frozen=True)
@@ -51,38 +51,12 @@ class SkipCounts:
         return f"skipped {self.total} {noun}: {parts}"
 
 
-def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (line number, text) of a UTF-8 file; any BOM and CR/LF removed."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", path)
-    if path.is_dir():
-        raise InputError("is a directory, expected a file", path)
-    try:
-        handle = open(path, "rb")
-    except OSError as error:
-        raise InputError(f"cannot open: {error.strerror}", path) from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise InputError(
-                    f"invalid UTF-8 at byte {error.start} (the file must be UTF-8)",
-                    path,
-                    number,
-                ) from None
-            yield number, text.rstrip("\r\n")
-
-
 def read_tsv(
     path: Path, src_column: int, tgt_column: int, max_chars: int, skips: SkipCounts
 ) -> list[Pair]:
     pairs = []
     needed = max(src_column, tgt_column) + 1
-    for number, text in _read_lines(path):
+    for number, text in iter_lines(path):
         if not text.strip():
             skips.add("empty")
             continue
@@ -97,14 +71,14 @@ def read_tsv(
         _append(
             pairs, columns[src_column], columns[tgt_column], number, max_chars, skips
         )
-    return _non_empty(pairs, path)
+    return _non_empty(pairs, path, skips)
 
 
 def read_aligned(
     src_path: Path, tgt_path: Path, max_chars: int, skips: SkipCounts
 ) -> list[Pair]:
-    src_lines = list(_read_lines(src_path))
-    tgt_lines = list(_read_lines(tgt_path))
+    src_lines = list(iter_lines(src_path))
+    tgt_lines = list(iter_lines(tgt_path))
     if len(src_lines) != len(tgt_lines):
         raise InputError(
             f"has {len(src_lines)} lines but {tgt_path} has {len(tgt_lines)}; "
@@ -114,7 +88,7 @@ def read_aligned(
     pairs = []
     for (number, src), (_, tgt) in zip(src_lines, tgt_lines):
         _append(pairs, src, tgt, number, max_chars, skips)
-    return _non_empty(pairs, src_path)
+    return _non_empty(pairs, src_path, skips)
 
 
 def _append(pairs, src, tgt, number, max_chars, skips) -> None:
@@ -128,9 +102,10 @@ def _append(pairs, src, tgt, number, max_chars, skips) -> None:
         pairs.append(Pair(" ".join(src.split()), " ".join(tgt.split()), number))
 
 
-def _non_empty(pairs: list[Pair], path: Path) -> list[Pair]:
+def _non_empty(pairs: list[Pair], path: Path, skips: SkipCounts) -> list[Pair]:
     if not pairs:
-        raise InputError("no usable sentence pairs (the corpus is empty)", path)
+        why = f"; {skips.summary()}" if skips.total else ""
+        raise InputError(f"no usable sentence pairs (the corpus is empty{why})", path)
     return pairs
 
 

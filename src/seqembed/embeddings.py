@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from seqembed.errors import InputError
+from seqembed.textfile import read_text
 from seqembed.vocab import SPECIALS
 
 # Which matrix of a checkpoint a table comes from.
@@ -145,23 +146,13 @@ def load_tables(
 
 def read_word_list(path: Path) -> list[str]:
     """Words from a file: whitespace-separated, ``#`` starts a comment."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        line = text_line_of_offset(Path(path).read_bytes(), error.start)
-        raise InputError("not UTF-8 text", path, line) from None
-    except OSError as error:
-        raise InputError(error.strerror or str(error), path) from None
+    text = read_text(path)
     words = []
     for line in text.splitlines():
         words.extend(line.split("#", 1)[0].split())
     if not words:
         raise InputError("no words in the word list", path)
     return words
-
-
-def text_line_of_offset(data: bytes, offset: int) -> int:
-    return data[:offset].count(b"\n") + 1
 
 
 # ------------------------------------------------------------ all pairs

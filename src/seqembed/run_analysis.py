@@ -31,6 +31,7 @@ from seqembed.checkpoint import load_checkpoint, resolve_checkpoint
 from seqembed.embeddings import load_tables
 from seqembed.errors import InputError
 from seqembed.files import atomic_write
+from seqembed.textfile import read_text
 from seqembed.training import training_tokens
 
 log = logging.getLogger(__name__)
@@ -237,13 +238,7 @@ def read_groups(path: Path) -> dict[str, list[str]]:
     """Topic groups from YAML: ``name: [word, word, ...]`` (or a string of
     space-separated words). Mistakes name the file and line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        line = path.read_bytes()[: error.start].count(b"\n") + 1
-        raise InputError("not UTF-8 text", path, line) from None
-    except OSError as error:
-        raise InputError(error.strerror or str(error), path) from None
+    text = read_text(path)
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as error:

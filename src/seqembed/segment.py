@@ -14,6 +14,7 @@ import unicodedata
 from functools import cached_property
 
 from seqembed.errors import InputError
+from seqembed.textfile import read_text
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +69,7 @@ class ChineseSegmenter:
 
 def read_user_dict(path) -> str:
     """Read a jieba user dictionary, checking each line's shape."""
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise InputError("user dictionary not found", path) from None
-    except UnicodeDecodeError:
-        raise InputError("user dictionary is not valid UTF-8", path) from None
-    except OSError as error:
-        raise InputError(
-            f"cannot read user dictionary: {error.strerror}", path
-        ) from None
+    text = read_text(path)
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if len(fields) > 1 and not fields[1].isdigit():

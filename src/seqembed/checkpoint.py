@@ -140,7 +140,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         # weights_only: tensors and plain containers only. A pickle that names
         # any other global (os.system, a class) is refused before it runs.
-        _check_crcs(path)
+        _check_container(path)
         with warnings.catch_warnings():  # "pickle protocol 4" and the like
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -170,15 +170,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def _check_crcs(path: Path) -> None:
-    """torch.load does not check the CRC32 that torch.save writes for each
-    record of its zip, so a flipped byte in a tensor would load silently."""
-    if not zipfile.is_zipfile(path):
-        return  # an old-style pickle; torch.load judges it
-    with zipfile.ZipFile(path) as archive:
-        damaged = archive.testzip()
-    if damaged is not None:
-        raise zipfile.BadZipFile(f"checksum mismatch in {damaged}")
+def _check_container(path: Path) -> None:
+    """A whole torch zip with every CRC right, or a pickle for torch.load to
+    judge. (torch.load itself does not check the CRC32 that torch.save writes
+    for each record, so a flipped byte in a tensor would load silently.)"""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if not head:
+        raise EOFError("the file is empty")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+        if damaged is not None:
+            raise zipfile.BadZipFile(f"checksum mismatch in {damaged}")
+    elif head == b"PK":
+        raise zipfile.BadZipFile("the zip's directory at its end is missing")
+    elif head[0] != 0x80:  # every pickle since protocol 2 starts so
+        raise CorruptCheckpoint(
+            "not a checkpoint file (neither torch's zip format nor a pickle)", path
+        )
 
 
 def _unsupported(error: Exception) -> str:

@@ -349,9 +349,11 @@ def _check_file(loaded: dict, text: str, path: Path) -> None:
     except InputError as error:
         lines = _key_lines(text)
         for section, values in loaded.items():
-            keys = values if isinstance(values, dict) else {None: values}
+            keys = [None] + list(values if isinstance(values, dict) else {})
             for key in keys:
                 one = {section: values if key is None else {key: values[key]}}
+                if key is None and isinstance(values, dict):
+                    one = {section: {}}  # the section's own name
                 try:
                     from_dict(one, None)
                 except InputError as alone:

@@ -64,8 +64,9 @@ def decode_line(raw: bytes, source, number: int) -> str:
             raise InputError(_not_utf8("UTF-16", "UTF-16"), source, number)
         raw = raw.removeprefix(codecs.BOM_UTF8)
     if b"\x00" in raw:
-        # UTF-16 text is half NUL bytes when it is mostly ASCII.
-        if raw.count(0) * 3 >= len(raw.rstrip(b"\r\n")):
+        # UTF-16 text is about half NUL bytes when it is mostly ASCII.
+        nuls = raw.count(0)
+        if nuls >= 2 and nuls * 5 >= len(raw) * 2:
             raise InputError(_not_utf8("UTF-16", "UTF-16"), source, number)
         raise InputError("contains a NUL byte (a binary file?)", source, number)
     try:

@@ -150,13 +150,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"and plain data, which could run code ({_unsupported(error)})",
             path,
         ) from None
-    except (
-        RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError,
-        UnicodeDecodeError,
-    ) as error:  # fmt: skip
+    except InputError:
+        raise
+    except Exception as error:  # whatever damaged bytes make torch raise
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise CorruptCheckpoint(
-            f"cannot read checkpoint (truncated or corrupt?): {first or type(error)}",
+            "cannot read checkpoint (truncated or corrupt?): "
+            f"{first or type(error).__name__}",
             path,
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -171,9 +171,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def _check_container(path: Path) -> None:
-    """A whole torch zip with every CRC right, or a pickle for torch.load to
-    judge. (torch.load itself does not check the CRC32 that torch.save writes
-    for each record, so a flipped byte in a tensor would load silently.)"""
+    """A whole torch zip with every CRC right; nothing else is unpickled at
+    all (seqembed has only ever written torch's zip format). torch.load
+    itself does not check the CRC32 that torch.save writes for each record,
+    so a flipped byte in a tensor would load silently."""
     with open(path, "rb") as handle:
         head = handle.read(2)
     if not head:
@@ -185,10 +186,9 @@ def _check_container(path: Path) -> None:
             raise zipfile.BadZipFile(f"checksum mismatch in {damaged}")
     elif head == b"PK":
         raise zipfile.BadZipFile("the zip's directory at its end is missing")
-    elif head[0] != 0x80:  # every pickle since protocol 2 starts so
-        raise CorruptCheckpoint(
-            "not a checkpoint file (neither torch's zip format nor a pickle)", path
-        )
+    else:
+        kind = "a bare pickle, not read" if head[0] == 0x80 else "not torch's format"
+        raise CorruptCheckpoint(f"not a checkpoint file ({kind})", path)
 
 
 def _unsupported(error: Exception) -> str:

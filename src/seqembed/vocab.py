@@ -49,7 +49,10 @@ class Vocab:
         return token in self.index
 
     def encode(self, tokens: list[str]) -> list[int]:
-        return [self.index.get(token, UNK) for token in tokens]
+        """Ids; an unknown word is <UNK>, and so is text that merely spells a
+        special token: a literal "<EOS>" in a sentence must not end it."""
+        ids = (self.index.get(token, UNK) for token in tokens)
+        return [i if i >= len(SPECIALS) else UNK for i in ids]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Tokens up to the first ``<EOS>``, without ``<PAD>``/``<SOS>``."""

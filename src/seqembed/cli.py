@@ -194,6 +194,7 @@ def _train_seeds(args, config, out, pairs, user_dict, heldout) -> int:
     OUT/seed-N; then the stability analysis across them in OUT/stability."""
     from dataclasses import replace
 
+    from seqembed.checkpoint import kept_checkpoints
     from seqembed.cli_analysis import print_sections
     from seqembed.run_analysis import AnalysisSettings, analyze_run
     from seqembed.stability import (
@@ -205,7 +206,7 @@ def _train_seeds(args, config, out, pairs, user_dict, heldout) -> int:
     first = config.train.seed
     runs = [out / f"seed-{first + k}" for k in range(args.seeds)]
     for seed, run_dir in enumerate(runs, start=first):
-        resume = args.resume and (run_dir / "last.pt").exists()
+        resume = args.resume and bool(kept_checkpoints(run_dir))
         if not resume and pairs is None:
             raise InputError(
                 "has not started: give the CORPUS again to train it", run_dir

@@ -68,7 +68,7 @@ from seqembed.checkpoint import load_checkpoint, resolve_checkpoint, restore_mod
 from seqembed.data import pad
 from seqembed.embeddings import load_tables
 from seqembed.errors import InputError
-from seqembed.training import training_tokens
+from seqembed.prepare import training_tokens
 from seqembed.vocab import PAD, SPECIALS
 
 log = logging.getLogger(__name__)

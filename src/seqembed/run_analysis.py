@@ -31,8 +31,8 @@ from seqembed.checkpoint import load_checkpoint, resolve_checkpoint
 from seqembed.embeddings import load_tables
 from seqembed.errors import InputError
 from seqembed.files import atomic_write
+from seqembed.prepare import training_tokens
 from seqembed.textfile import read_text
-from seqembed.training import training_tokens
 
 log = logging.getLogger(__name__)
 

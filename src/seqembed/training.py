@@ -1,4 +1,4 @@
-"""Training: prepare the data, then the loop in named phases.
+"""Training: the loop in named phases (the data it trains on: ``prepare``).
 
 The loop (``train``) reads top to bottom: set up, then per epoch run the
 batches, validate, adjust the learning rate, keep checkpoints, and stop early,
@@ -12,7 +12,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -21,20 +21,13 @@ from torch import nn
 
 from seqembed.checkpoint import load_latest_checkpoint, save_checkpoint
 from seqembed.config import Config, from_dict, save_config, to_dict
-from seqembed.corpus import (
-    Pair,
-    SkipCounts,
-    deduplicate,
-    heldout_size,
-    read_tsv,
-    split_pairs,
-    write_tsv,
-)
+from seqembed.corpus import Pair, SkipCounts
 from seqembed.data import Batch, collate, epoch_batches
 from seqembed.errors import InputError
 from seqembed.evaluation import Translator, score
 from seqembed.metrics_log import MetricsLog
 from seqembed.model import Seq2Seq
+from seqembed.prepare import Split, read_splits, split_corpus, tokenize_splits
 from seqembed.segment import ChineseSegmenter, EnglishTokenizer
 from seqembed.vocab import PAD, Vocab
 
@@ -63,15 +56,6 @@ class LogReporter:
 
 
 @dataclass
-class Split:
-    """One side of the split: raw pairs and their tokens."""
-
-    pairs: list[Pair]
-    src: list[list[str]] = field(default_factory=list)
-    tgt: list[list[str]] = field(default_factory=list)
-
-
-@dataclass
 class TrainResult:
     run_dir: Path
     epochs_done: int
@@ -79,99 +63,6 @@ class TrainResult:
     stopped_because: str
     final_metrics: dict
     interrupted: bool = False  # stopped on request; last.pt is mid-epoch
-
-
-# ---------------------------------------------------------------- data
-
-
-def split_corpus(
-    pairs: list[Pair],
-    config: Config,
-    run_dir: Path,
-    heldout: dict[str, list[Pair]] | None = None,
-) -> dict[str, list[Pair]]:
-    """Deduplicate, split without shared sentences, write the splits to RUN/data.
-
-    With ``heldout`` ({"valid": ..., "test": ...}, the user's own split),
-    ``pairs`` are the training pairs as given and nothing is split.
-    """
-    if heldout is not None:
-        splits = {"train": pairs, "valid": heldout["valid"], "test": heldout["test"]}
-    else:
-        unique = deduplicate(pairs)
-        if len(unique) < len(pairs):
-            log.info("removed %d duplicate pairs", len(pairs) - len(unique))
-        data = config.data
-        fraction = data.heldout_fraction
-        splits = split_pairs(
-            unique,
-            valid_size=heldout_size(len(unique), data.valid_size, fraction),
-            test_size=heldout_size(len(unique), data.test_size, fraction),
-            seed=data.split_seed,
-        )
-    if not splits["train"]:
-        raise InputError("the corpus is too small: no pairs left for training")
-    (run_dir / "data").mkdir(parents=True, exist_ok=True)
-    for name, side in splits.items():
-        write_tsv(side, run_dir / "data" / f"{name}.tsv")
-    return splits
-
-
-def read_splits(run_dir: Path) -> dict[str, list[Pair]]:
-    """The splits a run wrote (Tatoeba layout: target TAB source)."""
-    splits = {}
-    for name in ("train", "valid", "test"):
-        path = run_dir / "data" / f"{name}.tsv"
-        if path.exists() and path.stat().st_size:
-            splits[name] = read_tsv(path, 1, 0, 10**9, SkipCounts())
-        else:
-            splits[name] = []
-    return splits
-
-
-def tokenize_splits(
-    splits: dict[str, list[Pair]],
-    config: Config,
-    segmenter: ChineseSegmenter,
-    tokenizer: EnglishTokenizer,
-    skips: SkipCounts,
-) -> dict[str, Split]:
-    """Segment both sides; training pairs longer than max_tokens are skipped
-    (from ``pairs`` too, so pairs and tokens stay aligned)."""
-    limit = config.data.max_tokens
-    result = {}
-    for name, pairs in splits.items():
-        split = Split(pairs=[])
-        for pair in pairs:
-            src, tgt = segmenter(pair.src), tokenizer.tokenize(pair.tgt)
-            if name == "train" and (len(src) > limit or len(tgt) > limit):
-                skips.add("too long")
-                continue
-            if name == "train" and (not src or not tgt):
-                skips.add("empty after tokenisation")
-                continue
-            split.pairs.append(pair)
-            split.src.append(src)
-            split.tgt.append(tgt[:limit])
-        result[name] = split
-    return result
-
-
-def training_tokens(run_dir: Path, checkpoint: dict) -> Split:
-    """The run's training pairs, segmented and tokenised exactly as training
-    saw them (for co-occurrence counts and contextual states)."""
-    config = from_dict(checkpoint["config"], "checkpoint")
-    pairs = read_splits(Path(run_dir))["train"]
-    if not pairs:
-        raise InputError("the run has no training data (data/train.tsv)", run_dir)
-    segmenter = ChineseSegmenter(
-        config.data.src_segmentation, checkpoint.get("user_dict")
-    )
-    tokenizer = EnglishTokenizer(config.data.tgt_tokenization, config.data.lowercase)
-    splits = tokenize_splits(
-        {"train": pairs}, config, segmenter, tokenizer, SkipCounts()
-    )
-    return splits["train"]
 
 
 # ---------------------------------------------------------------- steps

@@ -75,6 +75,16 @@ class ModelConfig:
     # gates of a 256-dimensional model and slow early training.
     init: Literal["pytorch", "uniform"] = "uniform"
     init_range: float = 0.1
+    # Pretrained vectors for the source / target embedding tables (word2vec
+    # text or binary, GloVe; seqembed.pretrained). Words the file lacks keep
+    # their random init. The vectors then live in the model's weights: the
+    # paths are kept for the record, and a resumed run never reads them again.
+    src_embeddings: str | None = None
+    tgt_embeddings: str | None = None
+    # "auto" tells the three apart, with or without a word2vec header line.
+    embeddings_format: Literal["auto", "word2vec", "glove", "word2vec-binary"] = "auto"
+    # Keep the tables read from a file fixed (no gradient) instead of fine-tuning.
+    freeze_embeddings: bool = False
 
 
 @dataclass(frozen=True)
@@ -286,6 +296,12 @@ def _validate(config: Config, source: str) -> None:
     if flat["train.max_minutes"] is not None and flat["train.max_minutes"] <= 0:
         raise InputError("train.max_minutes must be > 0", source)
     model = config.model
+    if model.freeze_embeddings and not (model.src_embeddings or model.tgt_embeddings):
+        raise InputError(
+            "model.freeze_embeddings needs model.src_embeddings or "
+            "model.tgt_embeddings (it freezes the tables read from a file)",
+            source,
+        )
     if model.bidirectional and model.hidden_size % 2:
         raise InputError(
             "model.hidden_size must be even for a bidirectional encoder", source

@@ -28,6 +28,7 @@ from seqembed.evaluation import Translator, score
 from seqembed.metrics_log import MetricsLog
 from seqembed.model import Seq2Seq
 from seqembed.prepare import Split, read_splits, split_corpus, tokenize_splits
+from seqembed.pretrained import apply_pretrained
 from seqembed.segment import ChineseSegmenter, EnglishTokenizer
 from seqembed.vocab import PAD, Vocab
 
@@ -240,6 +241,12 @@ def start_session(
     valid = data["valid"] if data["valid"].pairs else data["train"]
 
     model = Seq2Seq.from_config(config.model, len(src_vocab), len(tgt_vocab))
+    # Pretrained vectors replace the random rows before initial_embeddings
+    # records them; on resume the checkpoint holds them and only freezing is
+    # set again.
+    apply_pretrained(
+        model, src_vocab, tgt_vocab, config, run_dir, resume=checkpoint is not None
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     session = Session(
         config=config,

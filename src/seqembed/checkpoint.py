@@ -7,6 +7,8 @@ with ``weights_only=True`` (no pickled code can run)::
     config                the resolved Config as a nested dict
     src_vocab, tgt_vocab  {"tokens": [...], "freqs": [...]}
     user_dict             jieba user dictionary text, or None
+    subword_models        {"src"/"tgt": SentencePiece model proto (bytes)} for
+                          the sides that use subwords; {} or absent otherwise
     model                 model state_dict
     initial_embeddings    {"src": (V_src, emb), "tgt": (V_tgt, emb),
                           "out": (V_tgt, hidden)} before training ("out", the

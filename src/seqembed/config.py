@@ -29,14 +29,26 @@ class DataConfig:
     src_column: int = 1
     tgt_column: int = 0
     # "jieba": segment raw Chinese; "pretokenized": split on whitespace as given;
-    # "char": one token per character (a fallback for unusual scripts).
-    src_segmentation: Literal["jieba", "pretokenized", "char"] = "jieba"
+    # "char": one token per character (a fallback for unusual scripts);
+    # "sentencepiece": jieba's words split into subword pieces (below).
+    src_segmentation: Literal["jieba", "pretokenized", "char", "sentencepiece"] = (
+        "jieba"
+    )
     # Optional jieba user dictionary ("word [freq] [tag]" per line). Its text is
     # stored in the checkpoint so translation segments exactly as training did.
     user_dict: str | None = None
-    # "moses": sacremoses tokenizer/detokenizer; "pretokenized": whitespace.
-    tgt_tokenization: Literal["moses", "pretokenized"] = "moses"
+    # "moses": sacremoses tokenizer/detokenizer; "pretokenized": whitespace;
+    # "sentencepiece": subword pieces of the raw (lowercased) text.
+    tgt_tokenization: Literal["moses", "pretokenized", "sentencepiece"] = "moses"
     lowercase: bool = True
+    # SentencePiece models, trained on the training split when a side above
+    # is "sentencepiece" (seqembed.subwords): the algorithm, and the number of
+    # pieces (a soft limit; the side's vocabulary is these pieces plus the 4
+    # specials, and vocab.min_freq / vocab.max_size do not apply to it).
+    src_sp_type: Literal["unigram", "bpe"] = "unigram"
+    src_sp_vocab_size: int = 8000
+    tgt_sp_type: Literal["unigram", "bpe"] = "unigram"
+    tgt_sp_vocab_size: int = 8000
     # Pairs with a side longer than this many tokens are skipped (and counted).
     max_tokens: int = 50
     # Lines longer than this many characters are skipped before segmentation.
@@ -153,6 +165,8 @@ class Config:
 # Values that must be positive (> 0) or non-negative (>= 0).
 _POSITIVE = {
     "data.max_tokens",
+    "data.src_sp_vocab_size",
+    "data.tgt_sp_vocab_size",
     "data.max_chars",
     "vocab.min_freq",
     "vocab.max_size",

@@ -15,7 +15,8 @@ from seqembed.data import collate, epoch_batches
 from seqembed.decoding import beam_search, greedy_decode, max_output_length
 from seqembed.errors import InputError
 from seqembed.model import Seq2Seq
-from seqembed.segment import ChineseSegmenter, EnglishTokenizer
+from seqembed.segment import text_processing
+from seqembed.subwords import SubwordModel, from_state
 from seqembed.vocab import SPECIALS, UNK, Vocab
 
 log = logging.getLogger(__name__)
@@ -50,25 +51,31 @@ class Translator:
         src_vocab: Vocab,
         tgt_vocab: Vocab,
         user_dict: str | None = None,
+        subwords: dict[str, SubwordModel] | None = None,
     ):
         self.model = model  # translate_tokens switches it to eval mode and back
         self.config = config
         self.src_vocab = src_vocab
         self.tgt_vocab = tgt_vocab
-        self.segmenter = ChineseSegmenter(config.data.src_segmentation, user_dict)
-        self.tokenizer = EnglishTokenizer(
-            config.data.tgt_tokenization, config.data.lowercase
+        self.segmenter, self.tokenizer = text_processing(
+            config.data, user_dict, subwords
         )
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **decode_settings) -> Translator:
         """Load a run; ``decode_settings`` (e.g. precision="bf16") override the
         run's own decode section."""
-        state = load_checkpoint(Path(path))
+        return cls.from_state(load_checkpoint(Path(path)), **decode_settings)
+
+    @classmethod
+    def from_state(cls, state: dict, **decode_settings) -> Translator:
+        """From a loaded checkpoint: it carries the vocabularies, the jieba
+        user dictionary and the SentencePiece models, so nothing else is read."""
         model, config, src_vocab, tgt_vocab = restore_model(state)
         if decode_settings:
             config = replace(config, decode=replace(config.decode, **decode_settings))
-        return cls(model, config, src_vocab, tgt_vocab, state.get("user_dict"))
+        user_dict, subwords = state.get("user_dict"), from_state(state)
+        return cls(model, config, src_vocab, tgt_vocab, user_dict, subwords)
 
     def translate(
         self,

@@ -19,7 +19,9 @@ from seqembed.corpus import (
     write_tsv,
 )
 from seqembed.errors import InputError
-from seqembed.segment import ChineseSegmenter, EnglishTokenizer
+from seqembed.segment import ChineseSegmenter, EnglishTokenizer, text_processing
+from seqembed.subwords import SubwordModel, from_state
+from seqembed.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,60 @@ def tokenize_splits(
     return result
 
 
+def train_subwords(
+    config: Config, pairs: list[Pair], user_dict: str | None, run_dir: Path
+) -> dict[str, SubwordModel]:
+    """SentencePiece models for the sides that use them, trained on the
+    training pairs and written to ``RUN/spm.{src,tgt}.model``.
+
+    Chinese is learned from jieba's words (with the user dictionary), joined
+    by spaces: pieces stay inside words, and a word's pieces are the same
+    wherever it occurs. English is learned from the raw text, lowercased with
+    ``data.lowercase``; SentencePiece's own whitespace handling splits it."""
+    data, models = config.data, {}
+    if data.src_segmentation == "sentencepiece":
+        jieba = ChineseSegmenter("jieba", user_dict)
+        models["src"] = SubwordModel.train(
+            (" ".join(jieba(pair.src)) for pair in pairs),
+            data.src_sp_type,
+            data.src_sp_vocab_size,
+            # SentencePiece's advice for CJK: the rarest 0.05% of characters
+            # become <UNK> rather than pieces of their own.
+            character_coverage=0.9995,
+            name="data.src_sp_vocab_size",
+        )
+    if data.tgt_tokenization == "sentencepiece":
+        english = EnglishTokenizer("pretokenized", data.lowercase)
+        models["tgt"] = SubwordModel.train(
+            (english.text(pair.tgt) for pair in pairs),
+            data.tgt_sp_type,
+            data.tgt_sp_vocab_size,
+            name="data.tgt_sp_vocab_size",
+        )
+    for side, model in models.items():
+        model.save(run_dir / f"spm.{side}.model")
+        log.info("%s: SentencePiece model of %d pieces", side, len(model))
+    return models
+
+
+def build_vocabs(
+    config: Config, train: Split, subwords: dict[str, SubwordModel]
+) -> tuple[Vocab, Vocab]:
+    """Word vocabularies by frequency (``vocab.min_freq``, ``vocab.max_size``);
+    a SentencePiece side's vocabulary is all of its model's pieces, so that no
+    piece the model can produce is ``<UNK>``."""
+    vocabs = []
+    for side, sentences in (("src", train.src), ("tgt", train.tgt)):
+        if side in subwords:
+            pieces = subwords[side].pieces()
+            vocabs.append(Vocab.build(sentences, 1, len(pieces) + 4, pieces))
+        else:
+            vocabs.append(
+                Vocab.build(sentences, config.vocab.min_freq, config.vocab.max_size)
+            )
+    return vocabs[0], vocabs[1]
+
+
 def training_tokens(run_dir: Path, checkpoint: dict) -> Split:
     """The run's training pairs, segmented and tokenised exactly as training
     saw them (for co-occurrence counts and contextual states)."""
@@ -113,10 +169,9 @@ def training_tokens(run_dir: Path, checkpoint: dict) -> Split:
     pairs = read_splits(Path(run_dir))["train"]
     if not pairs:
         raise InputError("the run has no training data (data/train.tsv)", run_dir)
-    segmenter = ChineseSegmenter(
-        config.data.src_segmentation, checkpoint.get("user_dict")
+    segmenter, tokenizer = text_processing(
+        config.data, checkpoint.get("user_dict"), from_state(checkpoint)
     )
-    tokenizer = EnglishTokenizer(config.data.tgt_tokenization, config.data.lowercase)
     splits = tokenize_splits(
         {"train": pairs}, config, segmenter, tokenizer, SkipCounts()
     )

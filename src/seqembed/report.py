@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from seqembed.analysis_text import Section, sections
-from seqembed.checkpoint import load_checkpoint, resolve_checkpoint, restore_model
+from seqembed.checkpoint import load_checkpoint, resolve_checkpoint
 from seqembed.corpus import Pair
 from seqembed.embeddings import load_tables
 from seqembed.errors import InputError
@@ -83,8 +83,8 @@ def build_report(
         analysis_from = "given by the caller"
     analysis_sections = _sections(analysis, run_dir, analysis_from)
     state = load_checkpoint(checkpoint)
-    model, config, src_vocab, tgt_vocab = restore_model(state)
-    translator = Translator(model, config, src_vocab, tgt_vocab, state.get("user_dict"))
+    translator = Translator.from_state(state)
+    config = translator.config
     metrics = read_metrics(run_dir)
     splits = read_splits(run_dir)
     log.info("translating %d test pairs", len(splits["test"]))

@@ -27,9 +27,17 @@ from seqembed.errors import InputError
 from seqembed.evaluation import Translator, score
 from seqembed.metrics_log import MetricsLog
 from seqembed.model import Seq2Seq
-from seqembed.prepare import Split, read_splits, split_corpus, tokenize_splits
+from seqembed.prepare import (
+    Split,
+    build_vocabs,
+    read_splits,
+    split_corpus,
+    tokenize_splits,
+    train_subwords,
+)
 from seqembed.pretrained import apply_pretrained
-from seqembed.segment import ChineseSegmenter, EnglishTokenizer
+from seqembed.segment import text_processing
+from seqembed.subwords import SubwordModel, from_state, to_state
 from seqembed.vocab import PAD, Vocab
 
 log = logging.getLogger(__name__)
@@ -161,6 +169,7 @@ class Session:
     config: Config
     run_dir: Path
     user_dict: str | None
+    subwords: dict[str, SubwordModel]  # the SentencePiece sides' models
     src_vocab: Vocab
     tgt_vocab: Vocab
     train_src: list[list[int]]
@@ -182,6 +191,7 @@ class Session:
             "src_vocab": self.src_vocab.to_dict(),
             "tgt_vocab": self.tgt_vocab.to_dict(),
             "user_dict": self.user_dict,
+            "subword_models": to_state(self.subwords),
             "model": self.model.state_dict(),
             "initial_embeddings": self.initial_embeddings,
             "optimizer": self.optimizer.state_dict(),
@@ -222,8 +232,11 @@ def start_session(
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
 
-    segmenter = ChineseSegmenter(config.data.src_segmentation, user_dict)
-    tokenizer = EnglishTokenizer(config.data.tgt_tokenization, config.data.lowercase)
+    if checkpoint is not None:
+        subwords = from_state(checkpoint)
+    else:
+        subwords = train_subwords(config, splits["train"], user_dict, run_dir)
+    segmenter, tokenizer = text_processing(config.data, user_dict, subwords)
     skips = SkipCounts()
     data = tokenize_splits(splits, config, segmenter, tokenizer, skips)
     if skips.total:
@@ -232,9 +245,7 @@ def start_session(
         src_vocab = Vocab.from_dict(checkpoint["src_vocab"])
         tgt_vocab = Vocab.from_dict(checkpoint["tgt_vocab"])
     else:
-        vocab = config.vocab
-        src_vocab = Vocab.build(data["train"].src, vocab.min_freq, vocab.max_size)
-        tgt_vocab = Vocab.build(data["train"].tgt, vocab.min_freq, vocab.max_size)
+        src_vocab, tgt_vocab = build_vocabs(config, data["train"], subwords)
     src_vocab.save(run_dir / "vocab.src.tsv")
     tgt_vocab.save(run_dir / "vocab.tgt.tsv")
     # With no validation split (a toy corpus), validate on the training data.
@@ -252,6 +263,7 @@ def start_session(
         config=config,
         run_dir=run_dir,
         user_dict=user_dict,
+        subwords=subwords,
         src_vocab=src_vocab,
         tgt_vocab=tgt_vocab,
         train_src=[src_vocab.encode(s) for s in data["train"].src],
@@ -322,7 +334,12 @@ def validate(session: Session) -> dict:
     }
     limit = config.train.valid_bleu_max or len(session.valid.pairs)
     translator = Translator(
-        session.model, config, session.src_vocab, session.tgt_vocab, session.user_dict
+        session.model,
+        config,
+        session.src_vocab,
+        session.tgt_vocab,
+        session.user_dict,
+        session.subwords,
     )
     hypotheses = translator.translate_tokens(session.valid.src[:limit], beam_size=1)
     scores = score(

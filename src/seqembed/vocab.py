@@ -28,15 +28,30 @@ class Vocab:
 
     @classmethod
     def build(
-        cls, sentences: Iterable[list[str]], min_freq: int = 1, max_size: int = 50_000
+        cls,
+        sentences: Iterable[list[str]],
+        min_freq: int = 1,
+        max_size: int = 50_000,
+        always: Iterable[str] = (),
     ) -> Vocab:
+        """``always``: tokens kept whatever their count (a subword model's
+        pieces, frequency 0 if training never used them); ``min_freq`` and
+        ``max_size`` apply to the others."""
         counts = Counter(token for sentence in sentences for token in sentence)
+        always = set(always)
+        for token in always:
+            counts.setdefault(token, 0)
         for special in SPECIALS:
             counts.pop(special, None)
         kept = sorted(
-            (item for item in counts.items() if item[1] >= min_freq),
+            (item for item in counts.items() if item[0] in always),
             key=lambda item: (-item[1], item[0]),
-        )[: max(0, max_size - len(SPECIALS))]
+        )
+        kept += sorted(
+            (i for i in counts.items() if i[1] >= min_freq and i[0] not in always),
+            key=lambda item: (-item[1], item[0]),
+        )[: max(0, max_size - len(SPECIALS) - len(kept))]
+        kept.sort(key=lambda item: (-item[1], item[0]))
         return cls(
             list(SPECIALS) + [token for token, _ in kept],
             [0] * len(SPECIALS) + [count for _, count in kept],

@@ -109,6 +109,12 @@ def cmd_train(args) -> int:
         overrides.append(f"data.tgt_column={args.tgt_column}")
     if args.pretokenized:
         overrides.append("data.src_segmentation=pretokenized")
+    for side in ("src", "tgt"):  # JSON quotes: a path stays a string in YAML
+        if getattr(args, f"{side}_embeddings"):
+            path = getattr(args, f"{side}_embeddings")
+            overrides.append(f"model.{side}_embeddings={json.dumps(path)}")
+    if args.freeze_embeddings:
+        overrides.append("model.freeze_embeddings=true")
     run_dir = Path(args.out)
     resume_one = args.resume and args.seeds == 1
     if resume_one and not kept_checkpoints(run_dir):
@@ -117,6 +123,16 @@ def cmd_train(args) -> int:
     saved = run_dir / "config.yaml"
     base = load_config(saved) if resume_one and saved.is_file() else None
     config = load_config(args.config, overrides, base=base)
+    pretrained_flags = args.src_embeddings or args.tgt_embeddings
+    if resume_one and (pretrained_flags or args.freeze_embeddings):
+        raise InputError(
+            "--src/--tgt-embeddings and --freeze-embeddings start a run; "
+            "a resumed run has its vectors in the checkpoint already"
+        )
+    if not args.resume:  # a missing file or a wrong width, before the corpus
+        from seqembed.pretrained import check_files
+
+        check_files(config.model)
     if args.seeds < 1:
         raise InputError("--seeds must be at least 1")
     pairs, user_dict, heldout = None, None, None
@@ -470,6 +486,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--pretokenized",
         action="store_true",
         help="source is already segmented with spaces; keep it as it is",
+    )
+    train.add_argument(
+        "--src-embeddings",
+        metavar="FILE",
+        help="initialise the source embeddings from word2vec (text or binary) "
+        "or GloVe vectors; words not in FILE keep their random init",
+    )
+    train.add_argument(
+        "--tgt-embeddings", metavar="FILE", help="the same for the target side"
+    )
+    train.add_argument(
+        "--freeze-embeddings",
+        action="store_true",
+        help="keep the tables read from a file fixed instead of fine-tuning",
     )
     train.set_defaults(func=cmd_train)
 

@@ -330,7 +330,10 @@ class Coverage:
             "word_coverage": round(self.word_coverage, 2),
             "token_coverage": round(self.token_coverage, 2),
         }
-        return {**counts, **asdict(self)}
+        fields = asdict(self)
+        for name in ("found", "missing"):  # {"word": frequency, ...}, in order
+            fields[name] = dict(fields[name])
+        return {**counts, **fields}
 
     def summary(self, top: int = 10) -> list[str]:
         """A few lines for a person: counts, then the most frequent misses."""
@@ -396,7 +399,7 @@ def load_into(
     with torch.no_grad():
         rows = vectors.table.vectors[[assigned[i] for i in ids]]
         weight = embedding.weight
-        weight[ids] = torch.from_numpy(rows).to(weight.dtype, weight.device)
+        weight[ids] = torch.from_numpy(rows).to(weight.device, weight.dtype)
     words = range(len(SPECIALS), len(vocab))
     pairs = [(vocab.tokens[i], vocab.freqs[i]) for i in words]
     missing = [pairs[i - len(SPECIALS)] for i in words if i not in assigned]
@@ -451,18 +454,19 @@ def apply_pretrained(
         if not path:
             continue
         if not resume:
-            log.info("reading %s embeddings from %s", side, path)
+            if _is_main():
+                log.info("reading %s embeddings from %s", side, path)
             file_format = settings.embeddings_format
             coverage = load_into(embedding, vocab, Path(path), file_format)
             coverage.side, coverage.frozen = side, settings.freeze_embeddings
             coverages[side] = coverage
+            if _is_main():
+                for line in coverage.summary():
+                    log.info("%s", line)
         if settings.freeze_embeddings:
             # No gradient, so Adam, clipping and DDP leave the table alone.
             embedding.weight.requires_grad_(False)
     if coverages and _is_main():
-        for coverage in coverages.values():
-            for line in coverage.summary():
-                log.info("%s", line)
         text = json.dumps(
             {side: c.to_dict() for side, c in coverages.items()},
             ensure_ascii=False,

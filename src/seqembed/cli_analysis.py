@@ -93,6 +93,7 @@ def settings_from_args(args):
         context_words=tuple(args.context_words) if args.context_words else None,
         movement=not args.no_movement,
         random_state=args.random_state,
+        aggregate_words=args.aggregate_words,
     )
 
 
@@ -106,6 +107,8 @@ def cmd_analyze(args) -> int:
         raise InputError("--shaped-repeats must be 0 or more")
     if len(args.runs) > 1 and not args.stability:
         raise InputError("several runs need --stability")
+    if args.stability and args.aggregate_words:
+        raise InputError("--aggregate-words does not work with --stability yet")
     settings = settings_from_args(args)
     console = _console()
     results = []
@@ -257,6 +260,12 @@ def add_commands(commands) -> None:
     analyze.add_argument("--no-alignment", action="store_true")
     analyze.add_argument("--no-contextual", action="store_true")
     analyze.add_argument("--no-movement", action="store_true")
+    analyze.add_argument(
+        "--aggregate-words",
+        action="store_true",
+        help="subword runs: analyse words (the mean of their pieces' vectors) "
+        "instead of pieces",
+    )
     analyze.add_argument(
         "--seed-example",
         action="store_true",

@@ -176,3 +176,18 @@ def training_tokens(run_dir: Path, checkpoint: dict) -> Split:
         {"train": pairs}, config, segmenter, tokenizer, SkipCounts()
     )
     return splits["train"]
+
+
+def training_words(run_dir: Path, checkpoint: dict) -> Split:
+    """``training_tokens``' pairs with each SentencePiece side as words
+    instead of pieces: jieba's (with the run's user dictionary) for the
+    source, Moses tokens (lowercased as the run was) for the target."""
+    split = training_tokens(run_dir, checkpoint)
+    data = from_dict(checkpoint["config"], "checkpoint").data
+    if data.src_segmentation == "sentencepiece":
+        jieba = ChineseSegmenter("jieba", checkpoint.get("user_dict"))
+        split.src = [jieba(pair.src) for pair in split.pairs]
+    if data.tgt_tokenization == "sentencepiece":
+        moses = EnglishTokenizer("moses", data.lowercase)
+        split.tgt = [moses.tokenize(pair.tgt) for pair in split.pairs]
+    return split

@@ -31,7 +31,7 @@ from seqembed.checkpoint import load_checkpoint, resolve_checkpoint
 from seqembed.embeddings import load_tables
 from seqembed.errors import InputError
 from seqembed.files import atomic_write
-from seqembed.prepare import training_tokens
+from seqembed.prepare import training_tokens, training_words
 from seqembed.textfile import read_text
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ class AnalysisSettings:
     context_words: tuple[str, ...] | None = None  # default: frequent words
     movement: bool = True
     random_state: int = 0
+    # Subword sides: analyse words (mean of their pieces' vectors) instead of
+    # pieces; contextual states and movement stay per piece.
+    aggregate_words: bool = False
 
 
 def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
@@ -85,7 +88,10 @@ def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
     state = load_checkpoint(checkpoint_path)
     trained = load_tables(state)
     initial = load_tables(state, initial=True)
-    split = training_tokens(run_dir, state)
+    if settings.aggregate_words:
+        trained, initial, split = _word_tables(run_dir, state, trained, initial)
+    else:
+        split = training_tokens(run_dir, state)
     sentences = {"src": split.src, "tgt": split.tgt}
 
     result = {
@@ -147,6 +153,25 @@ def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
     if settings.movement:
         result["movement"] = _movement(run_dir, state, settings)
     return result
+
+
+def _word_tables(run_dir: Path, state: dict, trained: dict, initial: dict):
+    """The subword sides' tables as words (``subwords.aggregate_tables``),
+    and the training text as those words."""
+    from seqembed.subwords import aggregate_tables, from_state
+
+    models = from_state(state)
+    if not models:
+        raise InputError(
+            "--aggregate-words needs a run with a SentencePiece side "
+            "(data.src_segmentation or data.tgt_tokenization: sentencepiece)",
+            run_dir,
+        )
+    split = training_words(run_dir, state)
+    sentences = {"src": split.src, "tgt": split.tgt}
+    trained = aggregate_tables(trained, models, sentences)
+    initial = aggregate_tables(initial, models, sentences) if initial else initial
+    return trained, initial, split
 
 
 def alignment_findings(report: dict, alpha: float, correction: str) -> list[dict]:

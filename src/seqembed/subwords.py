@@ -174,3 +174,20 @@ def aggregate_words(
     for i, piece_rows in enumerate(rows):
         vectors[i] = table.vectors[piece_rows].mean(axis=0)  # (dim,)
     return EmbeddingTable(words, vectors, np.asarray(freqs, dtype=np.int64))
+
+
+def aggregate_tables(
+    tables: dict[str, EmbeddingTable],
+    models: dict[str, SubwordModel],
+    sentences: dict[str, list[list[str]]],
+) -> dict[str, EmbeddingTable]:
+    """``load_tables`` output with the subword sides' tables (``src``; ``tgt``
+    and ``out`` for the target) replaced by word tables, the words and their
+    counts taken from ``sentences[side]`` (the training text as words)."""
+    result = dict(tables)
+    for kind, table in tables.items():
+        side = "src" if kind == "src" else "tgt"
+        if side in models:
+            counts = Counter(word for sentence in sentences[side] for word in sentence)
+            result[kind] = aggregate_words(table, models[side], counts)
+    return result

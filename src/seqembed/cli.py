@@ -71,26 +71,65 @@ class ProgressReporter:
 
 
 @contextlib.contextmanager
-def _stop_on_ctrl_c():
+def _stop_on_ctrl_c(distributed: bool = False, speak: bool = True):
     """The first Ctrl-C asks training to stop after the current batch and save;
-    a second one aborts at once."""
-    requested = False
+    a second one aborts at once. Under torchrun each process gets the
+    terminal's Ctrl-C and the copy torchrun passes on, so there a second one
+    counts only a second after the first."""
+    requested_at = None
 
     def handler(signum, frame):
-        nonlocal requested
-        if requested:
-            raise KeyboardInterrupt
-        requested = True
-        _err("\nseqembed: stopping after this batch to save (Ctrl-C again aborts)")
+        nonlocal requested_at
+        if requested_at is not None:
+            if not distributed or time.monotonic() - requested_at > 1.0:
+                raise KeyboardInterrupt
+            return
+        requested_at = time.monotonic()
+        if speak:
+            _err("\nseqembed: stopping after this batch to save (Ctrl-C again aborts)")
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
-        yield lambda: requested
+        yield lambda: requested_at is not None
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
 def cmd_train(args) -> int:
+    """One process, or one of torchrun's (WORLD_SIZE set); ``--nproc N``
+    starts torchrun with N processes running this same command line."""
+    from seqembed import distributed
+
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise InputError("--nproc must be at least 1")
+        if distributed.Environment.read().world_size > 1:
+            raise InputError("--nproc starts torchrun; under torchrun leave it out")
+        if args.nproc > 1:
+            return distributed.launch(args.nproc, _without_nproc(args.argv))
+    if distributed.Environment.read().world_size > 1 and args.seeds > 1:
+        raise InputError("--seeds trains one run after another; under torchrun "
+                         "or with --nproc train one seed at a time")  # fmt: skip
+    with distributed.process_group(), distributed.rank_errors():
+        if not distributed.is_main():  # rank 0 speaks for all
+            logging.getLogger("seqembed").setLevel(logging.ERROR)
+        return _train_command(args)
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line less ``--nproc N`` (or ``--nproc=N``, or a prefix of
+    it, which argparse takes too)."""
+    kept, skip_next = [], False
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if skip_next or (len(name) > 3 and "--nproc".startswith(name)):
+            skip_next = not skip_next and "=" not in arg
+            continue
+        kept.append(arg)
+    return kept
+
+
+def _train_command(args) -> int:
     from seqembed.checkpoint import kept_checkpoints
     from seqembed.config import load_config
     from seqembed.corpus import SkipCounts, read_aligned, read_tsv
@@ -182,9 +221,11 @@ def cmd_train(args) -> int:
 
 
 def _train_one(config, run_dir, pairs, resume, user_dict, heldout) -> int:
+    from seqembed import distributed
     from seqembed.training import train
 
-    with _stop_on_ctrl_c() as stop_requested:
+    main = distributed.is_main()
+    with _stop_on_ctrl_c(distributed.world_size() > 1, main) as stop_requested:
         result = train(
             config,
             run_dir,
@@ -196,12 +237,16 @@ def _train_one(config, run_dir, pairs, resume, user_dict, heldout) -> int:
             stop_requested=stop_requested,
         )
     if result.interrupted:
-        _err(f"seqembed: interrupted; saved {run_dir / 'last.pt'} (--resume continues)")
+        if main:
+            saved = run_dir / "last.pt"
+            _err(f"seqembed: interrupted; saved {saved} (--resume continues)")
         return 130
-    _err(
-        f"stopped: {result.stopped_because}; best {config.train.early_stopping_metric}"
-        f" {result.best_metric}; run directory: {run_dir}"
-    )
+    if main:
+        _err(
+            f"stopped: {result.stopped_because}; best "
+            f"{config.train.early_stopping_metric} {result.best_metric}; "
+            f"run directory: {run_dir}"
+        )
     return 0
 
 
@@ -501,6 +546,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the tables read from a file fixed instead of fine-tuning",
     )
+    train.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train with N processes on this machine (starts torchrun; "
+        "DistributedDataParallel, gloo)",
+    )
     train.set_defaults(func=cmd_train)
 
     translate = commands.add_parser(
@@ -561,6 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)  # for train --nproc
     # `translate RUN --beam 4 TEXT...`: argparse stops filling a nargs="*"
     # positional at the first option, so sentences after options come back here.
     if (

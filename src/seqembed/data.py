@@ -11,7 +11,9 @@ tgt_in[t] and is trained to predict tgt_out[t]. Padding is index 0 and is
 ignored by the loss.
 
 The batch order of an epoch is a pure function of (seed, epoch), so training
-interrupted mid-epoch can resume at the same batch.
+interrupted mid-epoch can resume at the same batch, and every process of a
+distributed run computes the same batches and takes its own share of each
+(``rank_share``): what ``DistributedSampler.set_epoch`` does for a sampler.
 """
 
 from __future__ import annotations
@@ -109,3 +111,25 @@ def epoch_batches(
         )
     permutation = torch.randperm(len(batches), generator=generator).tolist()
     return [batches[i] for i in permutation]
+
+
+def rank_share(batch: list[int], rank: int, world_size: int) -> list[int]:
+    """This process's pairs of one global batch: every world_size-th one.
+
+        global batch (sorted by length)   a  b  c  d  e  f  g
+        rank 0 of 2                       a     c     e     g
+        rank 1 of 2                          b     d     f
+
+    Every rank steps on every global batch, so all ranks make the same number
+    of steps and no all-reduce waits for a rank that has run out of batches;
+    taking every other pair of a length-sorted batch gives the ranks sentences
+    of about the same lengths. A batch with fewer pairs than ranks leaves some
+    shares empty (the training step then stands in a pair with weight 0).
+    """
+    return batch[rank::world_size]
+
+
+def target_tokens(tgt: list[list[int]], batch: list[int]) -> int:
+    """Target tokens of a batch as the loss counts them (each sentence + <EOS>);
+    the same as ``collate(...).n_tgt_tokens``, without building the batch."""
+    return sum(len(tgt[i]) + 1 for i in batch)

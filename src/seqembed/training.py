@@ -13,16 +13,22 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 import torch
 from torch import nn
 
-from seqembed.checkpoint import load_latest_checkpoint, save_checkpoint
+from seqembed import distributed
+from seqembed.checkpoint import (
+    load_checkpoint,
+    load_latest_checkpoint,
+    save_checkpoint,
+)
 from seqembed.config import Config, from_dict, save_config, to_dict
 from seqembed.corpus import Pair, SkipCounts
-from seqembed.data import Batch, collate, epoch_batches
+from seqembed.data import Batch, collate, epoch_batches, rank_share, target_tokens
 from seqembed.errors import InputError
 from seqembed.evaluation import Translator, score
 from seqembed.metrics_log import MetricsLog
@@ -36,6 +42,7 @@ from seqembed.prepare import (
     train_subwords,
 )
 from seqembed.pretrained import apply_pretrained
+from seqembed.rng import restore_rng, rng_state, seed_rank
 from seqembed.segment import text_processing
 from seqembed.subwords import SubwordModel, from_state, to_state
 from seqembed.vocab import PAD, Vocab
@@ -51,6 +58,35 @@ class Reporter(Protocol):
     ) -> None: ...
     def step(self, loss: float, tgt_tokens_per_s: float) -> None: ...
     def epoch_end(self, metrics: dict) -> None: ...
+
+
+class SilentReporter:
+    """Ranks other than 0 of a distributed run: rank 0 reports for all."""
+
+    def epoch_start(self, epoch, epochs, n_batches, done):
+        pass
+
+    def step(self, loss, tgt_tokens_per_s):
+        pass
+
+    def epoch_end(self, metrics):
+        pass
+
+
+class NoRecords:
+    """``MetricsLog``'s place on ranks other than 0: only rank 0 writes."""
+
+    def write(self, metrics: dict) -> None:
+        pass
+
+    def drop_after(self, step: int) -> None:
+        pass
+
+    def write_embeddings(self, epoch: int, model) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class LogReporter:
@@ -84,18 +120,35 @@ def run_batch(model: Seq2Seq, batch: Batch, criterion, teacher_forcing: float):
 
 
 def train_step(
-    model, batch, optimizer, criterion, config: Config
+    model,
+    batch,
+    optimizer,
+    criterion,
+    config: Config,
+    n_tokens: int | None = None,
+    weight: float = 1.0,
 ) -> tuple[float, str | None]:
     """One optimiser step. Returns (loss, None), or (loss, problem) when the
     loss or the gradient norm is not finite: then the step is skipped and the
-    model and the optimiser's state are exactly as they were."""
+    model and the optimiser's state are exactly as they were.
+
+    Distributed, ``batch`` is this rank's share of a global batch of
+    ``n_tokens`` target tokens, ``model`` is wrapped in DistributedDataParallel,
+    and ``weight`` 0 marks a stand-in for an empty share. The loss returned,
+    and whether the step is skipped, are the same on every rank."""
     optimizer.zero_grad(set_to_none=True)
+    n_tokens = n_tokens or batch.n_tgt_tokens
+    ranks = distributed.world_size()
     loss_sum = run_batch(model, batch, criterion, config.train.teacher_forcing)
-    loss = loss_sum / batch.n_tgt_tokens  # mean over real target tokens
-    value = loss.item()
+    # The mean over the global batch's real target tokens. DDP averages the
+    # gradients over ranks, i.e. divides their sum by `ranks`; the factor
+    # `ranks` undoes that, so the gradient is that of sum(all ranks' token
+    # losses) / n_tokens: 2 processes with B/2 pairs each step like 1 with B.
+    loss = loss_sum * (weight * ranks) / n_tokens
+    value = float(distributed.all_reduce_sum(loss.detach())) / ranks
     if not math.isfinite(value):
         return value, f"loss {value}"
-    loss.backward()
+    loss.backward()  # DDP: the gradient all-reduce happens here
     norm = float(nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_norm))
     if not math.isfinite(norm):
         optimizer.zero_grad(set_to_none=True)  # clipping scaled them by nan
@@ -142,23 +195,6 @@ def make_scheduler(optimizer, config: Config):
     return None
 
 
-def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": random.getstate()}
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(_as_tuple(state["python"]))
-
-
-def _as_tuple(value):
-    return (
-        tuple(_as_tuple(v) for v in value)
-        if isinstance(value, (list, tuple))
-        else value
-    )
-
-
 # ---------------------------------------------------------------- set-up
 
 
@@ -185,8 +221,10 @@ class Session:
     last_saved: str | None = None  # "last.pt (epoch 3, batch 40)", for messages
 
     def checkpoint_state(self, elapsed_s: float) -> dict:
+        """Every rank calls it (it gathers the RNG states); rank 0 saves it."""
         scheduler = self.scheduler
-        return {
+        every_rank = distributed.gather_to_main(rng_state())
+        state = {
             "config": to_dict(self.config),
             "src_vocab": self.src_vocab.to_dict(),
             "tgt_vocab": self.tgt_vocab.to_dict(),
@@ -199,6 +237,9 @@ class Session:
             "counters": {**self.counters, "elapsed_s": elapsed_s},
             "rng": rng_state(),
         }
+        if distributed.world_size() > 1:  # each rank's, for a bitwise resume
+            state["rng_ranks"] = every_rank
+        return state
 
 
 def start_session(
@@ -210,12 +251,16 @@ def start_session(
     heldout: dict[str, list[Pair]] | None = None,
 ) -> Session:
     """Split and tokenise the data, build vocabularies, model and optimiser;
-    with ``resume``, restore all of them from ``run_dir/last.pt``."""
+    with ``resume``, restore all of them from ``run_dir/last.pt``.
+
+    Distributed, rank 0 splits the corpus and trains the subword models, the
+    other ranks are given its results, and only rank 0 writes to ``run_dir``;
+    to resume, every rank reads the checkpoint there (one folder that all
+    machines share)."""
     checkpoint = None
+    main = distributed.is_main()
     if resume:
-        checkpoint, path = load_latest_checkpoint(run_dir)
-        if path.name != "last.pt":
-            log.warning("resuming from %s", path)
+        checkpoint, path = _load_for_resume(run_dir)
         saved = to_dict(from_dict(checkpoint["config"], "checkpoint"))
         # Only the epoch limit and the budget may change on resume.
         saved["train"]["epochs"] = config.train.epochs
@@ -224,9 +269,14 @@ def start_session(
         user_dict = checkpoint.get("user_dict")
         splits = read_splits(run_dir)
     else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        splits = split_corpus(pairs, config, run_dir, heldout)
-    save_config(config, run_dir / "config.yaml")
+
+        def split() -> dict[str, list[Pair]]:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            return split_corpus(pairs, config, run_dir, heldout)
+
+        splits = distributed.from_main(split)
+    if main:
+        save_config(config, run_dir / "config.yaml")
     torch.manual_seed(config.train.seed)
     random.seed(config.train.seed)
     if config.train.threads > 0:
@@ -235,7 +285,13 @@ def start_session(
     if checkpoint is not None:
         subwords = from_state(checkpoint)
     else:
-        subwords = train_subwords(config, splits["train"], user_dict, run_dir)
+        # rank 0 trains them (and writes them to run_dir); every rank uses them
+        trained = distributed.from_main(
+            lambda: to_state(
+                train_subwords(config, splits["train"], user_dict, run_dir)
+            )
+        )
+        subwords = from_state({"subword_models": trained})
     segmenter, tokenizer = text_processing(config.data, user_dict, subwords)
     skips = SkipCounts()
     data = tokenize_splits(splits, config, segmenter, tokenizer, skips)
@@ -246,8 +302,9 @@ def start_session(
         tgt_vocab = Vocab.from_dict(checkpoint["tgt_vocab"])
     else:
         src_vocab, tgt_vocab = build_vocabs(config, data["train"], subwords)
-    src_vocab.save(run_dir / "vocab.src.tsv")
-    tgt_vocab.save(run_dir / "vocab.tgt.tsv")
+    if main:
+        src_vocab.save(run_dir / "vocab.src.tsv")
+        tgt_vocab.save(run_dir / "vocab.tgt.tsv")
     # With no validation split (a toy corpus), validate on the training data.
     valid = data["valid"] if data["valid"].pairs else data["train"]
 
@@ -258,6 +315,8 @@ def start_session(
     apply_pretrained(
         model, src_vocab, tgt_vocab, config, run_dir, resume=checkpoint is not None
     )
+    if distributed.rank() > 0:  # the same initial model, its own dropout masks
+        seed_rank(config.train.seed, distributed.rank())
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     session = Session(
         config=config,
@@ -301,7 +360,7 @@ def start_session(
         if session.scheduler is not None and checkpoint.get("scheduler"):
             session.scheduler.load_state_dict(checkpoint["scheduler"])
         session.counters.update(checkpoint["counters"])
-        set_rng_state(checkpoint["rng"])
+        restore_rng(checkpoint)
         session.last_saved = (
             f"{path.name} (epoch {session.counters['epoch']}, "
             f"batch {session.counters['position']})"
@@ -319,6 +378,21 @@ def start_session(
         len(session.train_src),
     )
     return session
+
+
+def _load_for_resume(run_dir: Path) -> tuple[dict, Path]:
+    """The newest checkpoint that loads, chosen by rank 0 (which renames
+    damaged ones out of the way), then read by every rank."""
+
+    def choose() -> tuple[dict, Path]:
+        checkpoint, path = load_latest_checkpoint(run_dir)
+        if path.name != "last.pt":
+            log.warning("resuming from %s", path)
+        return checkpoint, path
+
+    checkpoint, path = choose() if distributed.is_main() else (None, None)
+    path = distributed.from_main(lambda: path)
+    return checkpoint or load_checkpoint(path), path
 
 
 def validate(session: Session) -> dict:
@@ -351,6 +425,25 @@ def validate(session: Session) -> dict:
     return metrics
 
 
+def epoch_metrics(
+    session: Session, epoch: int, tgt_tokens_per_s: float, elapsed: Callable
+) -> dict:
+    """The line ``metrics.jsonl`` gets for one validation."""
+    counters = session.counters
+    metrics = {
+        "epoch": epoch,
+        "step": counters["step"],
+        "train_loss": counters["epoch_loss_sum"] / max(counters["epoch_tokens"], 1),
+        "lr": session.optimizer.param_groups[0]["lr"],
+        "tgt_tokens_per_s": tgt_tokens_per_s,
+        **validate(session),
+    }
+    if counters["skipped_steps"]:
+        metrics["skipped_steps"] = counters["skipped_steps"]
+    metrics["elapsed_s"] = round(elapsed(), 2)
+    return metrics
+
+
 def step_scheduler(scheduler, watched: float) -> None:
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(watched)
@@ -359,15 +452,40 @@ def step_scheduler(scheduler, watched: float) -> None:
 
 
 def save_last(session: Session, elapsed: float, best: bool = False) -> None:
-    """``last.pt`` (the older ones shifted down), and ``best.pt`` if asked."""
+    """``last.pt`` (the older ones shifted down), and ``best.pt`` if asked.
+    Every rank calls it; rank 0 writes, and the others wait until it has."""
     state = session.checkpoint_state(elapsed)
     run_dir, counters = session.run_dir, session.counters
-    save_checkpoint(state, run_dir / "last.pt", keep=session.config.train.keep_last)
-    if best:
-        save_checkpoint(state, run_dir / "best.pt")
+    if distributed.is_main():
+        keep = session.config.train.keep_last
+        save_checkpoint(state, run_dir / "last.pt", keep=keep)
+        if best:
+            save_checkpoint(state, run_dir / "best.pt")
+    distributed.barrier()
     session.last_saved = (
         f"last.pt (epoch {counters['epoch']}, batch {counters['position']})"
     )
+
+
+def global_step(
+    session: Session, model, index: list[int], criterion
+) -> tuple[float, str | None, int]:
+    """``train_step`` on one global batch (``index``), of which this rank
+    trains on its share. Returns the loss over the whole global batch, the
+    problem if the step was skipped, and the global batch's target tokens."""
+    share = rank_share(index, distributed.rank(), distributed.world_size())
+    # A batch with fewer pairs than ranks: a rank with none still has to take
+    # part in the gradient all-reduce, so it runs one pair that counts for 0.
+    weight = 1.0 if share else 0.0
+    share = share or index[:1]
+    batch = collate(
+        [session.train_src[i] for i in share], [session.train_tgt[i] for i in share]
+    )
+    n_tokens = target_tokens(session.train_tgt, index)
+    loss, problem = train_step(
+        model, batch, session.optimizer, criterion, session.config, n_tokens, weight
+    )
+    return loss, problem, n_tokens
 
 
 def skip_step(session: Session, problem: str) -> None:
@@ -412,17 +530,25 @@ def train(
     answers True after Ctrl-C): then ``last.pt`` is saved at that batch, with
     no validation, and training returns. A batch with a non-finite loss or
     gradient is skipped; ``train.max_nonfinite_steps`` of them in a row raise
-    an ``InputError`` and leave the checkpoints as they were."""
-    reporter = reporter or LogReporter()
+    an ``InputError`` and leave the checkpoints as they were.
+
+    Under torchrun every process calls this; they train one model together
+    (see ``distributed``), each rank on its share of every batch, and follow
+    the decisions rank 0 or all of them together make. Only rank 0 reports
+    and writes files."""
+    distributed.init()
+    main = distributed.is_main()
+    reporter = (reporter or LogReporter()) if main else SilentReporter()
     run_dir = Path(run_dir)
     started = time.monotonic()
     session = start_session(config, run_dir, pairs, resume, user_dict, heldout)
     config, model, counters = session.config, session.model, session.counters
+    stepper = distributed.wrap(model)  # DistributedDataParallel under torchrun
     train_cfg = config.train
     criterion = nn.CrossEntropyLoss(
         ignore_index=PAD, reduction="sum", label_smoothing=train_cfg.label_smoothing
     )
-    metrics_log = MetricsLog(run_dir)
+    metrics_log = MetricsLog(run_dir) if main else NoRecords()
     if resume:  # lines a crash left after the checkpoint would come twice
         metrics_log.drop_after(counters["step"])
     else:
@@ -445,55 +571,45 @@ def train(
             train_cfg.seed,
             epoch,
         )
-        model.train()  # dropout on; validation below switches it off and back
+        stepper.train()  # dropout on; validation below switches it off and back
         reporter.epoch_start(
             epoch, train_cfg.epochs, len(batches), counters["position"]
         )
-        tokens_now, tick, out_of_time = 0, time.monotonic(), False
-        while counters["position"] < len(batches) and not out_of_time:
-            if stop_requested():
-                break
+        tokens_now, tick = 0, time.monotonic()
+        # Stop and time-budget decisions are taken by all ranks together.
+        stop, out_of_time = distributed.any_rank(stop_requested(), False)
+        while counters["position"] < len(batches) and not (stop or out_of_time):
             index = batches[counters["position"]]
-            batch = collate(
-                [session.train_src[i] for i in index],
-                [session.train_tgt[i] for i in index],
-            )
-            optimizer = session.optimizer
-            loss, problem = train_step(model, batch, optimizer, criterion, config)
+            loss, problem, n_tokens = global_step(session, stepper, index, criterion)
             counters["position"] += 1
             counters["step"] += 1
             if problem:
                 skip_step(session, problem)
             else:
                 counters["nonfinite_in_row"] = 0
-                counters["epoch_loss_sum"] += loss * batch.n_tgt_tokens
-                counters["epoch_tokens"] += batch.n_tgt_tokens
-                tokens_now += batch.n_tgt_tokens
+                counters["epoch_loss_sum"] += loss * n_tokens
+                counters["epoch_tokens"] += n_tokens
+                tokens_now += n_tokens
             reporter.step(loss, tokens_now / max(time.monotonic() - tick, 1e-9))
-            out_of_time = time.monotonic() - started >= budget_s
+            stop, out_of_time = distributed.any_rank(
+                stop_requested(), time.monotonic() - started >= budget_s
+            )
             every = train_cfg.checkpoint_every_steps
-            if every and counters["step"] % every == 0 and not out_of_time:
+            if every and counters["step"] % every == 0 and not (stop or out_of_time):
                 if counters["position"] < len(batches):  # the epoch end saves
                     save_last(session, elapsed())
-        if stop_requested():  # save exactly where we are; resume goes on from here
+        if stop:  # save exactly where we are; resume goes on from here
             save_last(session, elapsed())
             stopped_because = "interrupted; --resume continues from this batch"
             interrupted = True
             break
         epoch_complete = counters["position"] >= len(batches)
 
-        # -- validate and record
-        metrics = {
-            "epoch": epoch,
-            "step": counters["step"],
-            "train_loss": counters["epoch_loss_sum"] / max(counters["epoch_tokens"], 1),
-            "lr": session.optimizer.param_groups[0]["lr"],
-            "tgt_tokens_per_s": tokens_now / max(time.monotonic() - tick, 1e-9),
-            **validate(session),
-        }
-        if counters["skipped_steps"]:
-            metrics["skipped_steps"] = counters["skipped_steps"]
-        metrics["elapsed_s"] = round(elapsed(), 2)
+        # -- validate and record (rank 0 validates; every rank follows it)
+        throughput = tokens_now / max(time.monotonic() - tick, 1e-9)
+        metrics = distributed.from_main(
+            partial(epoch_metrics, session, epoch, throughput, elapsed)
+        )
         metrics_log.write(metrics)
         reporter.epoch_end(metrics)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 import torch
+from test_cli import seqembed
 
 from seqembed.checkpoint import load_checkpoint
 from seqembed.config import load_config
@@ -20,7 +21,7 @@ from seqembed.demo import builtin_pairs, builtin_user_dict, demo_config
 from seqembed.embeddings import EmbeddingTable, load_tables
 from seqembed.errors import InputError
 from seqembed.evaluation import Translator, score
-from seqembed.prepare import training_tokens, training_words
+from seqembed.prepare import read_splits, training_tokens, training_words
 from seqembed.run_analysis import AnalysisSettings, analyze_run, schema
 from seqembed.segment import ChineseSegmenter, EnglishTokenizer, normalize
 from seqembed.subwords import SubwordModel, aggregate_words, word_pieces
@@ -164,6 +165,9 @@ def test_a_copied_checkpoint_translates_without_the_run(sp_run, tmp_path):
     assert translations == expected
     assert translations[-1] == ""
     assert not any("▁" in text for text in translations)
+    result = seqembed("translate", alone, sentences[0])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected[0] + "\n"
 
 
 def test_bleu_is_computed_on_detokenised_text(sp_run):
@@ -180,6 +184,19 @@ def test_bleu_is_computed_on_detokenised_text(sp_run):
     assert not any("▁" in text for text in hypotheses)
     joined = [" ".join(translator.tokenizer.tokenize(h)) for h in hypotheses]
     assert score(hypotheses, references, True) != score(joined, references, True)
+
+
+def test_evaluate_writes_and_scores_text(sp_run, tmp_path):
+    hyp = tmp_path / "test.hyp"
+    result = seqembed(
+        "evaluate", sp_run, sp_run / "data/test.tsv", "--json", "--hyp-out", hyp
+    )
+    assert result.returncode == 0, result.stderr
+    hypotheses = hyp.read_text(encoding="utf-8").splitlines()
+    assert hypotheses and not any("▁" in line for line in hypotheses)
+    test = read_splits(sp_run)["test"]
+    expected = score(hypotheses, [pair.tgt for pair in test], lowercase=True)
+    assert json.loads(result.stdout)["bleu"] == expected.bleu
 
 
 def test_resume_keeps_the_subword_models(tmp_path):
@@ -218,14 +235,15 @@ def test_word_pieces_and_their_mean():
     np.testing.assert_allclose(words.vector("walkers"), expected, rtol=1e-6)
 
 
-def test_analysis_runs_on_pieces_and_on_words(sp_run):
-    settings = AnalysisSettings(
-        contextual=False, shaped_null_repeats=0, alignment=True, top_n=5
-    )
+def test_analysis_runs_on_pieces_and_on_words(sp_run, tmp_path):
+    settings = AnalysisSettings(contextual=False, shaped_null_repeats=0, top_n=5)
     pieces = analyze_run(sp_run, settings)
-    words = analyze_run(sp_run, AnalysisSettings(**{
-        **settings.__dict__, "aggregate_words": True
-    }))  # fmt: skip
+    options = ["--no-contextual", "--shaped-repeats", "0", "--top", "5"]
+    result = seqembed(
+        "analyze", sp_run, *options, "--aggregate-words", "--out", tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    words = json.loads((tmp_path / "analysis.json").read_text(encoding="utf-8"))
     for result in (pieces, words):
         jsonschema.validate(result, schema())
         json.dumps(result, allow_nan=False)

@@ -1,6 +1,6 @@
-"""Pretrained vectors: each format read the same, the header told from a row,
-bad files as one-line errors, coverage counted, frozen tables kept, and a
-round trip through export and train."""
+"""Pretrained vectors (modules wordvectors and pretrained): each format read
+the same, the header told from a row, bad files as one-line errors, coverage
+counted, frozen tables kept, and a round trip through export and train."""
 
 from __future__ import annotations
 
@@ -16,15 +16,10 @@ from torch import nn
 from seqembed.checkpoint import load_checkpoint
 from seqembed.demo import demo_config, seed_pairs
 from seqembed.errors import InputError
-from seqembed.pretrained import (
-    COVERAGE_FILE,
-    check_files,
-    load_into,
-    read_vectors,
-    sniff,
-)
+from seqembed.pretrained import COVERAGE_FILE, check_files, load_into
 from seqembed.training import train
 from seqembed.vocab import SPECIALS, Vocab
+from seqembed.wordvectors import read_vectors, sniff
 
 WORDS = ["我", "你们", "hello", "Hello", "2", "e\u2581mail", "x" * 40]
 DIM = 5

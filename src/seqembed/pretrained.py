@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from seqembed import distributed
 from seqembed.config import Config, ModelConfig
 from seqembed.errors import InputError
 from seqembed.export import word2vec_token
@@ -211,19 +211,19 @@ def apply_pretrained(
         if not path:
             continue
         if not resume:
-            if _is_main():
+            if distributed.is_main():
                 log.info("reading %s embeddings from %s", side, path)
             file_format = settings.embeddings_format
             coverage = load_into(embedding, vocab, Path(path), file_format, side)
             coverage.frozen = settings.freeze_embeddings
             coverages[side] = coverage
-            if _is_main():
+            if distributed.is_main():
                 for line in coverage.summary():
                     log.info("%s", line)
         if settings.freeze_embeddings:
             # No gradient, so Adam, clipping and DDP leave the table alone.
             embedding.weight.requires_grad_(False)
-    if coverages and _is_main():
+    if coverages and distributed.is_main():
         text = json.dumps(
             {side: c.to_dict() for side, c in coverages.items()},
             ensure_ascii=False,
@@ -231,8 +231,3 @@ def apply_pretrained(
         )
         atomic_write(run_dir / COVERAGE_FILE, lambda out: out.write(text.encode()))
     return coverages
-
-
-def _is_main() -> bool:
-    # torchrun sets RANK before any process group exists; one process has none.
-    return os.environ.get("RANK", "0") == "0"

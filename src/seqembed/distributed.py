@@ -197,10 +197,9 @@ def rank_errors() -> Iterator[None]:
     except RuntimeError as error:
         if world_size() == 1 or not _peer_lost(error):
             raise
-        first = str(error).strip().splitlines()[0]
         raise InputError(
-            f"{_label()}another process of this training stopped ({first}); "
-            "its own message says why"
+            f"{_label()}another process of this training stopped; its own "
+            "message says why (--debug shows this one's traceback)"
         ) from error
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from test_reliability import assert_same_state  # model and Adam, bit for bit
 
 from seqembed import distributed
 from seqembed.checkpoint import load_checkpoint
@@ -79,15 +80,6 @@ def metrics(run_dir: Path) -> list[dict]:
     return [
         {k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines
     ]
-
-
-def assert_same_state(a: Path, b: Path) -> None:
-    a, b = load_checkpoint(a), load_checkpoint(b)
-    for name in a["model"]:
-        assert torch.equal(a["model"][name], b["model"][name]), name
-    for key, state in a["optimizer"]["state"].items():
-        for name, value in state.items():
-            assert torch.equal(value, b["optimizer"]["state"][key][name]), name
 
 
 def largest_difference(a: dict, b: dict) -> float:

@@ -71,14 +71,18 @@ class Environment:
 
 
 def init(device: torch.device | str = "cpu") -> None:
-    """Join the process group torchrun set up (gloo for CPU tensors, nccl for
-    CUDA ones); nothing in one process, or when already joined."""
+    """Join the process group torchrun set up: gloo for CPU tensors (seqembed
+    trains on the CPU), nccl for CUDA ones. Nothing in one process, or when
+    already joined."""
     env = Environment.read()
     if env.world_size == 1 or is_initialized():
         return
     if not torch.distributed.is_available():
         raise InputError("this torch build has no torch.distributed")
-    backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
+    backend = "gloo"
+    if torch.device(device).type == "cuda":  # one GPU per process, by LOCAL_RANK
+        backend = "nccl"
+        torch.cuda.set_device(env.local_rank)
     torch.distributed.init_process_group(backend, timeout=TIMEOUT)
     if env.rank == 0:
         log.info(

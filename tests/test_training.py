@@ -24,6 +24,23 @@ def test_seed_example_learns_all_five_pairs_for_every_seed(tmp_path, seed):
     ]
 
 
+def test_bf16_autocast_training_learns_the_seed_example_and_keeps_fp32_weights(
+    tmp_path,
+):
+    config = demo_config(seed_example=True, seed=2, extra=["train.precision=bf16"])
+    result = train(config, tmp_path, seed_pairs())
+    assert result.final_metrics["train_loss"] < 0.2
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert all(
+        t.dtype == torch.float32
+        for t in state["model"].values()
+        if t.is_floating_point()
+    )
+    translator = Translator.from_checkpoint(tmp_path / "last.pt")
+    outputs = translator.translate([zh for zh, _ in SEED_PAIRS])
+    assert sum(o == en for o, (_, en) in zip(outputs, SEED_PAIRS)) >= 4
+
+
 def test_seed_run_directory_holds_everything(seed_run):
     names = {p.name for p in seed_run.iterdir()}
     assert {

@@ -116,7 +116,10 @@ class TrainResult:
 def run_batch(model: Seq2Seq, batch: Batch, criterion, teacher_forcing: float):
     """Forward pass; returns the summed loss over target tokens."""
     logits = model(batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing)
-    return criterion(logits.reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1))
+    # The loss in float32 even under bf16 autocast: log-softmax over the
+    # target vocabulary loses too much in 8 mantissa bits.
+    logits = logits.float().reshape(-1, logits.size(-1))
+    return criterion(logits, batch.tgt_out.reshape(-1))
 
 
 def train_step(
@@ -139,7 +142,9 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     n_tokens = n_tokens or batch.n_tgt_tokens
     ranks = distributed.world_size()
-    loss_sum = run_batch(model, batch, criterion, config.train.teacher_forcing)
+    bf16 = config.train.precision == "bf16"
+    with torch.autocast(batch.src.device.type, torch.bfloat16, enabled=bf16):
+        loss_sum = run_batch(model, batch, criterion, config.train.teacher_forcing)
     # The mean over the global batch's real target tokens. DDP averages the
     # gradients over ranks, i.e. divides their sum by `ranks`; the factor
     # `ranks` undoes that, so the gradient is that of sum(all ranks' token

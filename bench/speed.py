@@ -78,9 +78,16 @@ def training_flops(batch, emb: int, hidden: int, vocab: int, input_feed: bool) -
     return 3.0 * (encoder + keys + decoder + attention + combine + output)
 
 
-def measure_training(pairs, input_feed: bool, steps: int, out: Path) -> dict:
+def measure_training(
+    pairs, input_feed: bool, steps: int, out: Path, precision: str = "fp32"
+) -> dict:
     config = load_config(
-        None, [*MATCHED, f"model.input_feed={str(input_feed).lower()}"]
+        None,
+        [
+            *MATCHED,
+            f"model.input_feed={str(input_feed).lower()}",
+            f"train.precision={precision}",
+        ],
     )
     session = start_session(config, out, pairs, resume=False, user_dict=None)
     model = session.model.train()
@@ -143,6 +150,13 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=256, help="decoding batch")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-speed"))
     parser.add_argument("--no-training", action="store_true", help="decoding only")
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp32", "bf16"],
+        choices=["fp32", "bf16"],
+        help="training precisions to measure (train.precision)",
+    )
     args = parser.parse_args()
     if not args.tsv.is_file():
         print(f"Tatoeba TSV not found: {args.tsv}", file=sys.stderr)
@@ -154,16 +168,22 @@ def main() -> int:
     if not args.no_training:
         pairs = read_tsv(args.tsv, 1, 0, 1000, SkipCounts())
         print(f"\ntraining, matched config, {args.steps} steps of 64 sentences:")
-        print("| input feeding | tgt tok/s | src+tgt tok/s | MFLOP/tgt token | GFLOP/s "
-              "| of fp32 matmul rate |")  # fmt: skip
-        print("|---|---|---|---|---|---|")
+        print("| input feeding | precision | tgt tok/s | src+tgt tok/s "
+              "| MFLOP/tgt token | GFLOP/s | of fp32 matmul rate |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|")
         for input_feed in (False, True):
-            m = measure_training(
-                pairs, input_feed, args.steps, args.out / f"if-{input_feed}"
-            )
-            print(f"| {'yes' if input_feed else 'no'} | {m['tgt_tok_s']:,.0f} | "
-                  f"{m['all_tok_s']:,.0f} | {m['mflop_per_tgt_token']:.1f} | "
-                  f"{m['gflops']:.0f} | {m['gflops'] / fp32:.0%} |")  # fmt: skip
+            for precision in args.precisions:
+                m = measure_training(
+                    pairs,
+                    input_feed,
+                    args.steps,
+                    args.out / f"if-{input_feed}-{precision}",
+                    precision,
+                )
+                print(f"| {'yes' if input_feed else 'no'} | {precision} "
+                      f"| {m['tgt_tok_s']:,.0f} | {m['all_tok_s']:,.0f} "
+                      f"| {m['mflop_per_tgt_token']:.1f} | {m['gflops']:.0f} "
+                      f"| {m['gflops'] / fp32:.0%} |", flush=True)  # fmt: skip
 
     if args.run:
         print(f"\ndecoding the test split of {args.run}:")

@@ -58,6 +58,11 @@ class DataConfig:
     test_size: int = 1000
     heldout_fraction: float = 0.1
     split_seed: int = 1
+    # A training split of at least this many pairs is tokenised once, by
+    # tokenize_processes processes, into memory-mapped arrays in RUN/cache
+    # (seqembed.token_cache) instead of being held as Python lists.
+    cache_min_pairs: int = 200_000
+    tokenize_processes: int = 2
 
 
 @dataclass(frozen=True)

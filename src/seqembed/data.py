@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from seqembed.vocab import EOS, PAD, SOS
@@ -93,21 +94,23 @@ def epoch_batches(
     cut it into batches, then shuffle the batches. Without ``shuffle`` the
     pairs are only sorted by length (for evaluation).
     """
+    # numpy over the lengths (a token cache's arrays, or lists): a corpus of
+    # millions of pairs is ordered without a Python object per pair.
+    # lexsort is stable, keys last-first: by source length, then target length.
+    src_lengths, tgt_lengths = np.asarray(src_lengths), np.asarray(tgt_lengths)
     n = len(src_lengths)
     if not shuffle:
-        order = sorted(range(n), key=lambda i: (src_lengths[i], tgt_lengths[i]))
-        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        order = np.lexsort((tgt_lengths, src_lengths))
+        return [order[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(n, generator=generator).tolist()
+    order = torch.randperm(n, generator=generator).numpy()
     window = batch_size * BUCKET_WINDOW
     batches = []
     for start in range(0, n, window):
-        chunk = sorted(
-            order[start : start + window],
-            key=lambda i: (src_lengths[i], tgt_lengths[i]),
-        )
+        chunk = order[start : start + window]
+        chunk = chunk[np.lexsort((tgt_lengths[chunk], src_lengths[chunk]))]
         batches.extend(
-            chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)
+            chunk[i : i + batch_size].tolist() for i in range(0, len(chunk), batch_size)
         )
     permutation = torch.randperm(len(batches), generator=generator).tolist()
     return [batches[i] for i in permutation]

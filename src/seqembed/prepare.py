@@ -5,6 +5,7 @@ run directory, and segment them the same way for training, resume and analysis.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,16 +151,20 @@ def build_vocabs(
     """Word vocabularies by frequency (``vocab.min_freq``, ``vocab.max_size``);
     a SentencePiece side's vocabulary is all of its model's pieces, so that no
     piece the model can produce is ``<UNK>``."""
-    vocabs = []
-    for side, sentences in (("src", train.src), ("tgt", train.tgt)):
-        if side in subwords:
-            pieces = subwords[side].pieces()
-            vocabs.append(Vocab.build(sentences, 1, len(pieces) + 4, pieces))
-        else:
-            vocabs.append(
-                Vocab.build(sentences, config.vocab.min_freq, config.vocab.max_size)
-            )
-    return vocabs[0], vocabs[1]
+    return tuple(
+        side_vocab(config, side, Counter(t for s in sentences for t in s), subwords)
+        for side, sentences in (("src", train.src), ("tgt", train.tgt))
+    )
+
+
+def side_vocab(
+    config: Config, side: str, counts: Counter, subwords: dict[str, SubwordModel]
+) -> Vocab:
+    """One side's vocabulary from its token counts (``build_vocabs``)."""
+    if side in subwords:
+        pieces = subwords[side].pieces()
+        return Vocab.from_counts(counts, 1, len(pieces) + 4, pieces)
+    return Vocab.from_counts(counts, config.vocab.min_freq, config.vocab.max_size)
 
 
 def training_tokens(run_dir: Path, checkpoint: dict) -> Split:

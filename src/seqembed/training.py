@@ -45,6 +45,7 @@ from seqembed.pretrained import apply_pretrained
 from seqembed.rng import restore_rng, rng_state, seed_rank
 from seqembed.segment import text_processing
 from seqembed.subwords import SubwordModel, from_state, to_state
+from seqembed.token_cache import TokenArrays, build_cache, open_cache
 from seqembed.vocab import PAD, Vocab
 
 log = logging.getLogger(__name__)
@@ -213,8 +214,8 @@ class Session:
     subwords: dict[str, SubwordModel]  # the SentencePiece sides' models
     src_vocab: Vocab
     tgt_vocab: Vocab
-    train_src: list[list[int]]
-    train_tgt: list[list[int]]
+    train_src: TokenArrays  # memory-mapped from RUN/cache for a large corpus
+    train_tgt: TokenArrays
     valid: Split  # raw pairs and tokens, for BLEU
     valid_src: list[list[int]]
     valid_tgt: list[list[int]]
@@ -298,20 +299,44 @@ def start_session(
         )
         subwords = from_state({"subword_models": trained})
     segmenter, tokenizer = text_processing(config.data, user_dict, subwords)
+    vocabs = None
+    if checkpoint is not None:
+        vocabs = (
+            Vocab.from_dict(checkpoint["src_vocab"]),
+            Vocab.from_dict(checkpoint["tgt_vocab"]),
+        )
+    cached = None
+    if len(splits["train"]) >= config.data.cache_min_pairs:
+        cached = _token_cache(config, run_dir, user_dict, subwords, vocabs)
+        splits["train"] = []  # only the cache's arrays from here on
     skips = SkipCounts()
     data = tokenize_splits(splits, config, segmenter, tokenizer, skips)
     if skips.total:
         log.warning("%s", skips.summary())
-    if checkpoint is not None:
-        src_vocab = Vocab.from_dict(checkpoint["src_vocab"])
-        tgt_vocab = Vocab.from_dict(checkpoint["tgt_vocab"])
+    if vocabs is not None:
+        src_vocab, tgt_vocab = vocabs
+    elif cached is not None:
+        src_vocab, tgt_vocab = cached["vocabs"]
     else:
         src_vocab, tgt_vocab = build_vocabs(config, data["train"], subwords)
+    if cached is not None:
+        train_src, train_tgt = cached["src"], cached["tgt"]
+    else:
+        train_src = TokenArrays.from_lists(
+            [src_vocab.encode(s) for s in data["train"].src]
+        )
+        train_tgt = TokenArrays.from_lists(
+            [tgt_vocab.encode(t) for t in data["train"].tgt]
+        )
     if main:
         src_vocab.save(run_dir / "vocab.src.tsv")
         tgt_vocab.save(run_dir / "vocab.tgt.tsv")
     # With no validation split (a toy corpus), validate on the training data.
     valid = data["valid"] if data["valid"].pairs else data["train"]
+    if not valid.pairs:
+        raise InputError(
+            "a corpus large enough for the token cache needs a valid split"
+        )
 
     model = Seq2Seq.from_config(config.model, len(src_vocab), len(tgt_vocab))
     # Pretrained vectors replace the random rows before initial_embeddings
@@ -330,8 +355,8 @@ def start_session(
         subwords=subwords,
         src_vocab=src_vocab,
         tgt_vocab=tgt_vocab,
-        train_src=[src_vocab.encode(s) for s in data["train"].src],
-        train_tgt=[tgt_vocab.encode(t) for t in data["train"].tgt],
+        train_src=train_src,
+        train_tgt=train_tgt,
         valid=valid,
         valid_src=[src_vocab.encode(s) for s in valid.src],
         valid_tgt=[tgt_vocab.encode(t) for t in valid.tgt],
@@ -383,6 +408,34 @@ def start_session(
         len(session.train_src),
     )
     return session
+
+
+def _token_cache(config, run_dir, user_dict, subwords, vocabs) -> dict:
+    """The training split's token ids in ``RUN/cache`` (``token_cache``):
+    rank 0 tokenises ``RUN/data/train.tsv`` unless a resumed run's cache is
+    there; every rank then memory-maps the arrays."""
+    cache_dir = run_dir / "cache"
+
+    def build() -> dict:
+        if vocabs is not None and open_cache(cache_dir) is not None:
+            return {"vocabs": None, "skips": None}  # resume: the run's own cache
+        cache = build_cache(
+            run_dir / "data" / "train.tsv",
+            cache_dir,
+            config,
+            user_dict,
+            subwords,
+            config.data.tokenize_processes,
+            vocabs,
+        )
+        if cache.skips.total:
+            log.warning("training split: %s", cache.skips.summary())
+        built = cache.src_vocab is not None
+        return {"vocabs": (cache.src_vocab, cache.tgt_vocab) if built else None}
+
+    result = distributed.from_main(build)
+    cache = open_cache(cache_dir)
+    return {"vocabs": result["vocabs"], "src": cache.src, "tgt": cache.tgt}
 
 
 def _load_for_resume(run_dir: Path) -> tuple[dict, Path]:
@@ -570,8 +623,8 @@ def train(
         # -- one epoch of batches, in an order fixed by (seed, epoch)
         epoch = counters["epoch"]
         batches = epoch_batches(
-            [len(s) for s in session.train_src],
-            [len(t) for t in session.train_tgt],
+            session.train_src.lengths,
+            session.train_tgt.lengths,
             train_cfg.batch_size,
             train_cfg.seed,
             epoch,

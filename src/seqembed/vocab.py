@@ -38,6 +38,18 @@ class Vocab:
         pieces, frequency 0 if training never used them); ``min_freq`` and
         ``max_size`` apply to the others."""
         counts = Counter(token for sentence in sentences for token in sentence)
+        return cls.from_counts(counts, min_freq, max_size, always)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Counter,
+        min_freq: int = 1,
+        max_size: int = 50_000,
+        always: Iterable[str] = (),
+    ) -> Vocab:
+        """``build`` from token counts already made (``token_cache`` merges
+        the counts of its worker processes); ``counts`` is changed."""
         always = set(always)
         for token in always:
             counts.setdefault(token, 0)

@@ -150,6 +150,8 @@ def test_nproc_under_torchrun_and_seeds_with_torchrun_are_one_line_errors(
     monkeypatch.delenv("WORLD_SIZE")
     assert main(["train", CORPUS, "--out", out, "--nproc", "0"]) == 2
     assert "--nproc must be at least 1" in capsys.readouterr().err
+    assert main(["train", CORPUS, "--out", out, "--nproc", "2", "--seeds", "2"]) == 2
+    assert "--seeds trains one run after another" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- torchrun

@@ -100,16 +100,16 @@ def cmd_train(args) -> int:
     starts torchrun with N processes running this same command line."""
     from seqembed import distributed
 
-    if args.nproc is not None:
-        if args.nproc < 1:
-            raise InputError("--nproc must be at least 1")
-        if distributed.Environment.read().world_size > 1:
-            raise InputError("--nproc starts torchrun; under torchrun leave it out")
-        if args.nproc > 1:
-            return distributed.launch(args.nproc, _without_nproc(args.argv))
-    if distributed.Environment.read().world_size > 1 and args.seeds > 1:
+    under_torchrun = distributed.Environment.read().world_size > 1
+    if args.nproc is not None and args.nproc < 1:
+        raise InputError("--nproc must be at least 1")
+    if args.nproc is not None and under_torchrun:
+        raise InputError("--nproc starts torchrun; under torchrun leave it out")
+    if args.seeds > 1 and (under_torchrun or (args.nproc or 1) > 1):
         raise InputError("--seeds trains one run after another; under torchrun "
                          "or with --nproc train one seed at a time")  # fmt: skip
+    if args.nproc is not None and args.nproc > 1:
+        return distributed.launch(args.nproc, _without_nproc(args.argv))
     with distributed.process_group(), distributed.rank_errors():
         if not distributed.is_main():  # rank 0 speaks for all
             logging.getLogger("seqembed").setLevel(logging.ERROR)

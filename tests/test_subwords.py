@@ -152,6 +152,14 @@ def test_the_run_and_the_checkpoint_hold_the_models(sp_run):
     assert (config["src_sp_type"], config["tgt_sp_type"]) == ("unigram", "bpe")
 
 
+def test_a_damaged_model_in_the_checkpoint_is_one_error(sp_run):
+    state = load_checkpoint(sp_run / "best.pt")
+    for damaged in (b"junk", b"", "text", None):
+        state["subword_models"]["tgt"] = damaged
+        with pytest.raises(InputError, match="tgt SentencePiece model cannot be"):
+            Translator.from_state(state)
+
+
 def test_a_copied_checkpoint_translates_without_the_run(sp_run, tmp_path):
     sentences = ["今天天气很好", "我爱你", "我们明天去北京", ""]
     expected = Translator.from_checkpoint(sp_run / "best.pt").translate(sentences)

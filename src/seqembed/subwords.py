@@ -137,9 +137,19 @@ def to_state(models: dict[str, SubwordModel]) -> dict[str, bytes]:
 
 
 def from_state(state: dict) -> dict[str, SubwordModel]:
-    """The subword models a checkpoint carries (none before seqembed had them)."""
-    saved = state.get("subword_models") or {}
-    return {side: SubwordModel(proto) for side, proto in saved.items()}
+    """The subword models a checkpoint carries (none before seqembed had them).
+    A damaged one is an ``InputError``, not SentencePiece's C++ message."""
+    models = {}
+    for side, proto in (state.get("subword_models") or {}).items():
+        try:
+            if not isinstance(proto, bytes) or not proto:
+                raise RuntimeError("not a serialized model")
+            models[side] = SubwordModel(proto)
+        except RuntimeError:
+            raise InputError(
+                f"the checkpoint's {side} SentencePiece model cannot be read"
+            ) from None
+    return models
 
 
 # ------------------------------------------------------------ words

@@ -67,3 +67,19 @@ def _umask() -> int:
     mask = os.umask(0o022)  # reading the umask means setting it; put it back
     os.umask(mask)
     return mask
+
+
+def write_json_and_markdown(
+    folder: Path, stem: str, data: dict, markdown: str
+) -> tuple[Path, Path]:
+    """``folder/stem.json`` (no NaN or infinity) and ``folder/stem.md``, each
+    written atomically; returns both paths."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, markdown_path = folder / f"{stem}.json", folder / f"{stem}.md"
+    text = json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False)
+    atomic_write(json_path, lambda out: out.write(text.encode("utf-8")))
+    atomic_write(markdown_path, lambda out: out.write(markdown.encode("utf-8")))
+    return json_path, markdown_path

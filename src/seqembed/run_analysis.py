@@ -30,7 +30,7 @@ from seqembed.analysis import EmbeddingAnalysis
 from seqembed.checkpoint import load_checkpoint, resolve_checkpoint
 from seqembed.embeddings import load_tables
 from seqembed.errors import InputError
-from seqembed.files import atomic_write
+from seqembed.files import write_json_and_markdown
 from seqembed.prepare import training_tokens, training_words
 from seqembed.textfile import read_text
 
@@ -319,14 +319,7 @@ def write_analysis(result: dict, folder: Path) -> tuple[Path, Path]:
     """``analysis.json`` and ``analysis.md`` in ``folder``, atomically."""
     from seqembed.analysis_text import to_markdown
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path, markdown_path = folder / "analysis.json", folder / "analysis.md"
-    text = json.dumps(result, ensure_ascii=False, indent=1, allow_nan=False)
-    atomic_write(json_path, lambda out: out.write(text.encode("utf-8")))
-    markdown = to_markdown(result).encode("utf-8")
-    atomic_write(markdown_path, lambda out: out.write(markdown))
-    return json_path, markdown_path
+    return write_json_and_markdown(folder, "analysis", result, to_markdown(result))
 
 
 def schema() -> dict:

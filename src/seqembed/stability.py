@@ -25,7 +25,6 @@ result is plain JSON::
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import numpy as np
 from seqembed.analysis_text import Section, sections_markdown
 from seqembed.checkpoint import load_checkpoint
 from seqembed.embeddings import load_tables, neighbour_ids
-from seqembed.files import atomic_write
+from seqembed.files import write_json_and_markdown
 
 FORMAT = "seqembed-stability"
 VERSION = 1
@@ -245,14 +244,8 @@ def stability_sections(report: dict) -> list[Section]:
 
 def write_stability(report: dict, folder: Path) -> tuple[Path, Path]:
     """``stability.json`` and ``stability.md`` in ``folder``, atomically."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path, markdown_path = folder / "stability.json", folder / "stability.md"
-    text = json.dumps(report, ensure_ascii=False, indent=1, allow_nan=False)
-    atomic_write(json_path, lambda out: out.write(text.encode("utf-8")))
-    markdown = stability_markdown(report).encode("utf-8")
-    atomic_write(markdown_path, lambda out: out.write(markdown))
-    return json_path, markdown_path
+    markdown = stability_markdown(report)
+    return write_json_and_markdown(folder, "stability", report, markdown)
 
 
 def stability_markdown(report: dict) -> str:

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqembed.config import ModelConfig
+from seqembed.input_feeding import InputFeedingRecurrence
 from seqembed.vocab import PAD
 
 # A decoder state: LSTM (h, c), each (num_layers, B, hidden), and the vector fed
@@ -207,8 +208,9 @@ class Decoder(nn.Module):
         feed = h.new_zeros(batch_size, self.hidden_size) if self.input_feed else None
         return h, c, feed
 
-    def forward_parallel(self, tgt_in, state: DecoderState, source: EncodedSource):
-        """All steps at once (teacher forcing); returns logits (B, T, V)."""
+    def hidden_parallel(self, tgt_in, state: DecoderState, source: EncodedSource):
+        """All steps at once (teacher forcing); returns the vectors that the
+        output projection reads, (B, T, H)."""
         h, c, _ = state
         embedded = self.dropout(self.embedding(tgt_in))  # (B, T, emb)
         outputs, _ = self.lstm(embedded, (h, c))  # (B, T, H)
@@ -217,7 +219,47 @@ class Decoder(nn.Module):
                 outputs, source.keys, source.memory, source.src_mask
             )
             outputs = torch.tanh(self.combine(torch.cat([outputs, context], dim=-1)))
-        return self.output_projection(self.dropout(outputs))  # (B, T, V)
+        return outputs
+
+    @property
+    def fast_input_feeding(self) -> bool:
+        """True when teacher-forced training can use ``InputFeedingRecurrence``
+        (one LSTM layer, fp32; bf16 autocast keeps the step loop)."""
+        return (
+            self.input_feed
+            and self.lstm.num_layers == 1
+            and not torch.is_autocast_enabled("cpu")
+        )
+
+    def forward_input_feeding(
+        self, tgt_in, tgt_lengths, state: DecoderState, source: EncodedSource
+    ):
+        """Teacher forcing with input feeding (``InputFeedingRecurrence``):
+        returns logits (N, V) of the N real target positions, packed
+        time-major with the batch sorted by ``tgt_lengths``, and that packing."""
+        packed = pack_padded_sequence(
+            tgt_in, tgt_lengths, batch_first=True, enforce_sorted=False
+        )
+        order = packed.sorted_indices
+        embedded = self.dropout(self.embedding(packed.data))  # (N, emb)
+        lstm, emb = self.lstm, embedded.size(1)
+        weight_ih = lstm.weight_ih_l0
+        gates = F.linear(
+            embedded, weight_ih[:, :emb], lstm.bias_ih_l0 + lstm.bias_hh_l0
+        )
+        h, c, _ = state
+        outputs = InputFeedingRecurrence.apply(
+            gates,
+            h[0].index_select(0, order),
+            c[0].index_select(0, order),
+            source.keys.index_select(0, order),
+            source.memory.index_select(0, order),
+            source.src_mask.index_select(0, order),
+            torch.cat([weight_ih[:, emb:], lstm.weight_hh_l0], dim=1),
+            self.combine.weight,
+            packed.batch_sizes.tolist(),
+        )
+        return self.output_projection(self.dropout(outputs)), packed
 
     def _lstm_step(self, x, h, c):
         """One time step of ``self.lstm`` with its own weights, through
@@ -328,18 +370,44 @@ class Seq2Seq(nn.Module):
         )
         return source, self.decoder.initial_state(encoder_state, src.size(0))
 
-    def forward(self, src, src_lengths, tgt_in, teacher_forcing: float = 1.0):
-        """Training forward pass; returns logits (B, T, V)."""
+    def forward(
+        self, src, src_lengths, tgt_in, teacher_forcing: float = 1.0, tgt_out=None
+    ):
+        """Training forward pass; returns logits (B, T, V).
+
+        With ``tgt_out`` (B, T), returns (logits (N, V), targets (N,)) for the
+        N real target positions only: padded positions are not projected onto
+        the vocabulary (the loss ignores them), nor, with input feeding, run.
+        """
         source, state = self.encode(src, src_lengths)
-        if teacher_forcing >= 1.0 and self.decoder.parallel_over_time:
-            return self.decoder.forward_parallel(tgt_in, state, source)
-        if teacher_forcing >= 1.0:  # step by step, but one projection at the end
-            outputs = []
-            for t in range(tgt_in.size(1)):
-                output, state, _ = self.decoder.step_output(tgt_in[:, t], state, source)
-                outputs.append(output)
-            hidden = torch.stack(outputs, dim=1)  # (B, T, H)
-            return self.decoder.output_projection(self.decoder.dropout(hidden))
+        decoder = self.decoder
+        if (
+            teacher_forcing >= 1.0
+            and tgt_out is not None
+            and decoder.fast_input_feeding
+        ):
+            lengths = (tgt_out != PAD).sum(dim=1).cpu()
+            logits, packed = decoder.forward_input_feeding(
+                tgt_in, lengths, state, source
+            )
+            targets = pack_padded_sequence(
+                tgt_out, lengths, batch_first=True, enforce_sorted=False
+            ).data
+            return logits, targets
+        if teacher_forcing >= 1.0:
+            if decoder.parallel_over_time:
+                hidden = decoder.hidden_parallel(tgt_in, state, source)
+            else:  # step by step, but one projection at the end
+                outputs = []
+                for t in range(tgt_in.size(1)):
+                    output, state, _ = decoder.step_output(tgt_in[:, t], state, source)
+                    outputs.append(output)
+                hidden = torch.stack(outputs, dim=1)  # (B, T, H)
+            if tgt_out is not None:
+                real = tgt_out != PAD
+                hidden, targets = hidden[real], tgt_out[real]
+            logits = decoder.output_projection(decoder.dropout(hidden))
+            return logits if tgt_out is None else (logits, targets)
         all_logits = []
         tokens = tgt_in[:, 0]
         for t in range(tgt_in.size(1)):
@@ -349,4 +417,8 @@ class Seq2Seq(nn.Module):
                 # Scheduled sampling: sometimes feed the model's own guess.
                 use_gold = random.random() < teacher_forcing
                 tokens = tgt_in[:, t + 1] if use_gold else logits.argmax(-1)
-        return torch.stack(all_logits, dim=1)  # (B, T, V)
+        logits = torch.stack(all_logits, dim=1)  # (B, T, V)
+        if tgt_out is None:
+            return logits
+        real = tgt_out != PAD
+        return logits[real], tgt_out[real]

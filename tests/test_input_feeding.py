@@ -1,0 +1,133 @@
+"""The hand-written input-feeding recurrence against the autograd step loop,
+and the real-positions-only loss against the loss over all padded logits."""
+
+import pytest
+import torch
+
+from seqembed.config import ModelConfig
+from seqembed.data import collate
+from seqembed.model import Seq2Seq
+from seqembed.vocab import PAD
+
+SRC_VOCAB, TGT_VOCAB = 30, 40
+
+
+def random_batch(seed: int, n_pairs: int):
+    g = torch.Generator().manual_seed(seed)
+
+    def sentences(vocab: int, longest: int):
+        lengths = torch.randint(1, longest + 1, (n_pairs,), generator=g)
+        return [
+            torch.randint(4, vocab, (int(n),), generator=g).tolist() for n in lengths
+        ]
+
+    return collate(sentences(SRC_VOCAB, 8), sentences(TGT_VOCAB, 11))
+
+
+def make_model(dtype=torch.float64, **overrides):
+    torch.manual_seed(0)
+    settings = dict(
+        emb_size=16,
+        hidden_size=24,
+        attention="luong",
+        input_feed=True,
+        bidirectional=True,
+        dropout=0.0,
+    )
+    settings.update(overrides)
+    return Seq2Seq.from_config(ModelConfig(**settings), SRC_VOCAB, TGT_VOCAB).to(dtype)
+
+
+def loss_and_grads(model, batch, real_only: bool):
+    model.zero_grad()
+    criterion = torch.nn.CrossEntropyLoss(ignore_index=PAD, reduction="sum")
+    if real_only:
+        logits, targets = model(
+            batch.src, batch.src_lengths, batch.tgt_in, 1.0, batch.tgt_out
+        )
+        loss = criterion(logits, targets)
+    else:
+        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+        loss = criterion(logits.reshape(-1, TGT_VOCAB), batch.tgt_out.reshape(-1))
+    loss.backward()
+    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize(
+    "seed, n_pairs, overrides",
+    [
+        (1, 7, {}),
+        (2, 1, {}),  # one sentence
+        (3, 12, {"luong_score": "dot"}),
+        (4, 9, {"bidirectional": False}),
+    ],
+)
+def test_fast_recurrence_matches_the_step_loop_in_float64(seed, n_pairs, overrides):
+    model = make_model(**overrides)
+    assert model.decoder.fast_input_feeding
+    batch = random_batch(seed, n_pairs)
+    fast_loss, fast = loss_and_grads(model, batch, real_only=True)
+    loop_loss, loop = loss_and_grads(model, batch, real_only=False)
+    assert fast_loss == pytest.approx(loop_loss, rel=1e-12)
+    for name, grad in loop.items():
+        scale = grad.abs().max().item() + 1e-30
+        error = (fast[name] - grad).abs().max().item()
+        assert error <= 1e-10 * scale, name
+
+
+def test_a_wrong_gradient_is_caught():
+    """The comparison above can fail: the step loop with one weight changed
+    gives different gradients (a control for the test's tolerance)."""
+    model = make_model()
+    batch = random_batch(1, 7)
+    _, fast = loss_and_grads(model, batch, real_only=True)
+    with torch.no_grad():
+        model.decoder.combine.weight[0, 0] += 1e-6
+    _, loop = loss_and_grads(model, batch, real_only=False)
+    error = fast["decoder.lstm.weight_hh_l0"] - loop["decoder.lstm.weight_hh_l0"]
+    assert error.abs().max().item() > 1e-10
+
+
+def test_float32_fast_path_agrees_and_trains():
+    model = make_model(torch.float32, dropout=0.2)
+    batch = random_batch(5, 16)
+    model.eval()  # no dropout: the two paths draw their masks differently
+    fast_loss, fast = loss_and_grads(model, batch, real_only=True)
+    loop_loss, loop = loss_and_grads(model, batch, real_only=False)
+    assert fast_loss == pytest.approx(loop_loss, rel=1e-5)
+    for name, grad in loop.items():
+        assert torch.allclose(fast[name], grad, rtol=1e-4, atol=1e-6), name
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
+    first = None
+    for _ in range(80):
+        optimizer.zero_grad()
+        logits, targets = model(
+            batch.src, batch.src_lengths, batch.tgt_in, 1.0, batch.tgt_out
+        )
+        loss = torch.nn.functional.cross_entropy(logits, targets)
+        loss.backward()
+        optimizer.step()
+        first = loss.item() if first is None else first
+    assert loss.item() < 0.5 * first
+
+
+def test_bf16_autocast_and_two_layers_keep_the_step_loop():
+    assert not make_model(num_layers=2).decoder.fast_input_feeding
+    model = make_model(torch.float32)
+    with torch.autocast("cpu", torch.bfloat16):
+        assert not model.decoder.fast_input_feeding
+    assert model.decoder.fast_input_feeding
+
+
+@pytest.mark.parametrize("attention", ["none", "luong", "bahdanau"])
+def test_real_positions_only_give_the_same_loss(attention):
+    """Without input feeding, only the projection skips padded positions."""
+    model = make_model(attention=attention, input_feed=False)
+    batch = random_batch(6, 10)
+    assert (batch.tgt_out == PAD).any()  # the batch has padding to skip
+    fast_loss, fast = loss_and_grads(model, batch, real_only=True)
+    full_loss, full = loss_and_grads(model, batch, real_only=False)
+    assert fast_loss == pytest.approx(full_loss, rel=1e-12)
+    for name, grad in full.items():
+        assert torch.allclose(fast[name], grad, rtol=1e-9, atol=1e-12), name

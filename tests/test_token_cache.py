@@ -1,5 +1,5 @@
 """The token cache (seqembed.token_cache): the same ids as the in-memory path,
-whatever the number of tokenising processes, memory-mapped, and training on
+whatever the number of tokenising processes, read from disk, and training on
 it bitwise equal to training without it."""
 
 import numpy as np
@@ -9,9 +9,9 @@ import torch
 from seqembed.checkpoint import load_checkpoint
 from seqembed.corpus import SkipCounts
 from seqembed.demo import builtin_pairs, demo_config
-from seqembed.prepare import build_vocabs, split_corpus, tokenize_splits
+from seqembed.prepare import build_vocabs, read_splits, split_corpus, tokenize_splits
 from seqembed.segment import text_processing
-from seqembed.token_cache import TokenArrays, build_cache
+from seqembed.token_cache import IdFile, TokenArrays, build_cache
 from seqembed.training import train
 
 
@@ -20,8 +20,8 @@ def split_run(tmp_path_factory):
     """The built-in corpus split into a run directory, and its config."""
     run_dir = tmp_path_factory.mktemp("split")
     config = demo_config(seed_example=False, seed=1)
-    splits = split_corpus(builtin_pairs(), config, run_dir)
-    return run_dir, config, splits
+    split_corpus(builtin_pairs(), config, run_dir)
+    return run_dir, config, read_splits(run_dir)
 
 
 def test_cache_gives_the_in_memory_ids_with_one_or_two_processes(split_run):
@@ -45,7 +45,7 @@ def test_cache_gives_the_in_memory_ids_with_one_or_two_processes(split_run):
         assert list(cache.src) == [src_vocab.encode(s) for s in tokens.src]
         assert list(cache.tgt) == [tgt_vocab.encode(t) for t in tokens.tgt]
         for arrays in (cache.src, cache.tgt):
-            assert isinstance(arrays.data, np.memmap)
+            assert isinstance(arrays.data, IdFile)  # read with pread, not held
             assert isinstance(arrays.offsets, np.memmap)
             assert arrays.data.dtype == np.int32
 

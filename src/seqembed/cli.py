@@ -132,8 +132,9 @@ def _without_nproc(argv: list[str]) -> list[str]:
 def _train_command(args) -> int:
     from seqembed.checkpoint import kept_checkpoints
     from seqembed.config import load_config
-    from seqembed.corpus import SkipCounts, read_aligned, read_tsv
+    from seqembed.corpus import Corpus, SkipCounts, read_tsv
     from seqembed.segment import read_user_dict
+    from seqembed.textfile import check_file
 
     overrides = list(args.set or [])
     if args.max_minutes is not None:
@@ -190,17 +191,13 @@ def _train_command(args) -> int:
                 "already holds a run; use --resume to continue it or another --out",
                 run_dir,
             )
-        skips = SkipCounts()
         data = config.data
-        if len(args.corpus) == 2:
-            pairs = read_aligned(
-                Path(args.corpus[0]), Path(args.corpus[1]), data.max_chars, skips
-            )
-        else:
-            pairs = read_tsv(
-                Path(args.corpus[0]), data.src_column, data.tgt_column,
-                data.max_chars, skips,
-            )  # fmt: skip
+        # Read as a stream when training starts (twice: to split, to write
+        # the splits), never as a list: a corpus may be millions of pairs.
+        pairs = Corpus(
+            tuple(check_file(Path(path)) for path in args.corpus),
+            data.src_column, data.tgt_column, data.max_chars,
+        )  # fmt: skip
         heldout = None
         if args.valid or args.test:
             if not (args.valid and args.test):
@@ -210,9 +207,6 @@ def _train_command(args) -> int:
                                10**9, SkipCounts())
                 for name, path in (("valid", args.valid), ("test", args.test))
             }  # fmt: skip
-        if skips.total:
-            log.warning("%s", skips.summary())
-        log.info("read %d pairs", len(pairs))
         user_dict_path = args.user_dict or config.data.user_dict
         user_dict = read_user_dict(user_dict_path) if user_dict_path else None
     if args.seeds > 1:

@@ -15,9 +15,16 @@ is skipped and counted in ``SkipCounts``.
 from __future__ import annotations
 
 import random
-from collections import Counter
+from array import array
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from seqembed.errors import InputError
 from seqembed.segment import normalize
@@ -54,7 +61,23 @@ class SkipCounts:
 def read_tsv(
     path: Path, src_column: int, tgt_column: int, max_chars: int, skips: SkipCounts
 ) -> list[Pair]:
-    pairs = []
+    return _non_empty(
+        list(iter_tsv(path, src_column, tgt_column, max_chars, skips)), path, skips
+    )
+
+
+def read_aligned(
+    src_path: Path, tgt_path: Path, max_chars: int, skips: SkipCounts
+) -> list[Pair]:
+    return _non_empty(
+        list(iter_aligned(src_path, tgt_path, max_chars, skips)), src_path, skips
+    )
+
+
+def iter_tsv(
+    path: Path, src_column: int, tgt_column: int, max_chars: int, skips: SkipCounts
+) -> Iterator[Pair]:
+    """``read_tsv``'s pairs one at a time, with the same checks and skips."""
     needed = max(src_column, tgt_column) + 1
     for number, text in iter_lines(path):
         if not text.strip():
@@ -68,45 +91,90 @@ def read_tsv(
                 path,
                 number,
             )
-        _append(
-            pairs, columns[src_column], columns[tgt_column], number, max_chars, skips
-        )
-    return _non_empty(pairs, path, skips)
+        pair = _usable(columns[src_column], columns[tgt_column], number, max_chars)
+        if isinstance(pair, str):
+            skips.add(pair)
+        else:
+            yield pair
 
 
-def read_aligned(
+def iter_aligned(
     src_path: Path, tgt_path: Path, max_chars: int, skips: SkipCounts
-) -> list[Pair]:
-    src_lines = list(iter_lines(src_path))
-    tgt_lines = list(iter_lines(tgt_path))
-    if len(src_lines) != len(tgt_lines):
-        raise InputError(
-            f"has {len(src_lines)} lines but {tgt_path} has {len(tgt_lines)}; "
-            "source and target files must be line-aligned",
-            src_path,
-        )
-    pairs = []
-    for (number, src), (_, tgt) in zip(src_lines, tgt_lines):
-        _append(pairs, src, tgt, number, max_chars, skips)
-    return _non_empty(pairs, src_path, skips)
+) -> Iterator[Pair]:
+    """``read_aligned``'s pairs one at a time. Files of different lengths are
+    found when the shorter one ends; a caller that reads the corpus twice
+    (``prepare.split_corpus``) hears of it before writing anything."""
+    src_lines, tgt_lines = iter_lines(src_path), iter_lines(tgt_path)
+    for src, tgt in zip_longest(src_lines, tgt_lines):
+        if src is None or tgt is None:
+            if src is None:  # the target file goes on
+                n_src, n_tgt = tgt[0] - 1, _last_number(tgt_lines, tgt[0])
+            else:
+                n_src, n_tgt = _last_number(src_lines, src[0]), src[0] - 1
+            raise InputError(
+                f"has {n_src} lines but {tgt_path} has {n_tgt}; "
+                "source and target files must be line-aligned",
+                src_path,
+            )
+        pair = _usable(src[1], tgt[1], src[0], max_chars)
+        if isinstance(pair, str):
+            skips.add(pair)
+        else:
+            yield pair
 
 
-def _append(pairs, src, tgt, number, max_chars, skips) -> None:
+def _last_number(lines: Iterator[tuple[int, str]], number: int) -> int:
+    """The number of the last of ``lines``, after ``number`` were read."""
+    last = deque(lines, maxlen=1)
+    return last[0][0] if last else number
+
+
+def _usable(src: str, tgt: str, number: int, max_chars: int) -> Pair | str:
+    """The pair, or the reason it is skipped."""
     if not src.strip() or not tgt.strip():
-        skips.add("empty")
-    elif len(src) > max_chars or len(tgt) > max_chars:
-        skips.add("too long")
-    else:
-        # Inner whitespace (tabs included) collapses to one space, so the pair
-        # can be written back as TSV.
-        pairs.append(Pair(" ".join(src.split()), " ".join(tgt.split()), number))
+        return "empty"
+    if len(src) > max_chars or len(tgt) > max_chars:
+        return "too long"
+    # Inner whitespace (tabs included) collapses to one space, so the pair
+    # can be written back as TSV.
+    return Pair(" ".join(src.split()), " ".join(tgt.split()), number)
 
 
 def _non_empty(pairs: list[Pair], path: Path, skips: SkipCounts) -> list[Pair]:
     if not pairs:
-        why = f"; {skips.summary()}" if skips.total else ""
-        raise InputError(f"no usable sentence pairs (the corpus is empty{why})", path)
+        raise no_pairs(path, skips)
     return pairs
+
+
+def no_pairs(path: Path, skips: SkipCounts) -> InputError:
+    why = f"; {skips.summary()}" if skips.total else ""
+    return InputError(f"no usable sentence pairs (the corpus is empty{why})", path)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A corpus on disk, read as a stream each time it is iterated (so a
+    corpus of millions of pairs is never a list): one TSV file, or a source
+    and a target file, line-aligned."""
+
+    paths: tuple[Path, ...]
+    src_column: int = 1
+    tgt_column: int = 0
+    max_chars: int = 10**9
+
+    def read(self, skips: SkipCounts) -> Iterator[Pair]:
+        """Every usable pair; ``InputError`` at the end if there is none."""
+        if len(self.paths) == 2:
+            pairs = iter_aligned(*self.paths, self.max_chars, skips)
+        else:
+            path, src, tgt = self.paths[0], self.src_column, self.tgt_column
+            pairs = iter_tsv(path, src, tgt, self.max_chars, skips)
+        empty = True
+        for pair in pairs:
+            empty = False
+            yield pair
+        if empty:
+            raise no_pairs(self.paths[0], skips)
 
 
 def deduplicate(pairs: list[Pair]) -> list[Pair]:
@@ -131,6 +199,10 @@ def split_pairs(
     to one side. Groups are shuffled with ``seed``; test, then valid, are filled
     with whole groups up to their size; the rest is train. Each side keeps the
     corpus order.
+
+    This is the definition; ``prepare.split_corpus`` computes the same split
+    with ``hash_keys``, ``first_occurrences`` and ``split_groups`` without
+    holding the pairs (``tests/test_corpus_stream.py`` checks they agree).
     """
     parent = list(range(len(pairs)))
 
@@ -172,6 +244,100 @@ def split_pairs(
         name: [pair for i, pair in enumerate(pairs) if side_of[i] == name]
         for name in ("train", "valid", "test")
     }
+
+
+# ------------------------------------------- the same split, over hashes
+#
+# For a corpus of millions of pairs, ``split_corpus`` in ``prepare`` does what
+# ``split_pairs(deduplicate(pairs))`` does without holding the pairs: one pass
+# keeps three 8-byte hashes a pair (24 bytes, where a ``Pair`` and its
+# normalised strings take hundreds), numpy deduplicates and scipy finds the
+# groups, and a second pass writes each pair to its side.
+#
+# Python's ``hash`` is 64 bits (salted per process, so only equality within
+# one pass is used). Two different strings share a hash with probability about
+# n^2 / 2^65 for n pairs: 7e-7 at 5 million pairs. A collision of pair keys
+# would drop a pair as a duplicate; of sentence keys, join two groups (the
+# split stays leak-free, it differs from ``split_pairs``'). Not worth 8 more
+# bytes a pair.
+
+SIDES = ("train", "valid", "test")  # the codes 0, 1, 2 of ``split_groups``
+
+
+@dataclass
+class PairKeys:
+    """Per pair, in corpus order: hashes of the normalised pair (what
+    ``deduplicate`` compares) and of the lowercased source and target (what
+    ``split_pairs`` groups by)."""
+
+    pair: np.ndarray  # int64
+    src: np.ndarray
+    tgt: np.ndarray
+
+
+def hash_keys(pairs: Iterable[Pair]) -> PairKeys:
+    keys = {name: array("q") for name in ("pair", "src", "tgt")}
+    for pair in pairs:
+        src, tgt = normalize(pair.src), normalize(pair.tgt)
+        keys["pair"].append(hash((src, tgt)))
+        keys["src"].append(hash(src.lower()))
+        keys["tgt"].append(hash(tgt.lower()))
+    return PairKeys(**{name: np.frombuffer(a, np.int64) for name, a in keys.items()})
+
+
+def first_occurrences(keys: np.ndarray) -> np.ndarray:
+    """True at the first pair of each key: ``deduplicate``'s choice."""
+    _, first = np.unique(keys, return_index=True)  # a stable sort: the first
+    keep = np.zeros(len(keys), dtype=bool)
+    keep[first] = True
+    return keep
+
+
+def split_groups(
+    src_keys: np.ndarray,
+    tgt_keys: np.ndarray,
+    valid_size: int,
+    test_size: int,
+    seed: int,
+) -> np.ndarray:
+    """``split_pairs`` over the keys of deduplicated pairs: the side of each
+    pair as a code into ``SIDES``.
+
+    A group is a connected component of the graph that joins each pair to the
+    first pair with its source and to the first with its target; its root is
+    its smallest index, as union-find's is. The roots are shuffled with
+    ``random.Random(seed)`` exactly as ``split_pairs`` shuffles them."""
+    n = len(src_keys)
+    index = np.arange(n, dtype=np.int32)
+    firsts = []  # (2n,) the first pair with each pair's source, then target
+    for keys in (src_keys, tgt_keys):
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        firsts.append(first[inverse.reshape(-1)].astype(np.int32))
+    edges = (np.tile(index, 2), np.concatenate(firsts))
+    del firsts
+    graph = coo_matrix((np.ones(2 * n, dtype=np.int8), edges), shape=(n, n))
+    del edges
+    _, labels = connected_components(graph, directed=False)
+    del graph
+    _, smallest = np.unique(labels, return_index=True)
+    roots = smallest[labels]  # (n,) each pair's group root
+    del labels
+    sizes = np.bincount(roots, minlength=n)  # a group's size at its root
+    order = array("q", np.flatnonzero(sizes).astype(np.int64).tobytes())
+    random.Random(seed).shuffle(order)  # the same swaps as on a list
+
+    need = [0, valid_size, test_size]
+    side_of_root = np.zeros(n, dtype=np.int8)
+    for root in order:
+        if not (need[1] or need[2]):
+            break  # nothing fits any more: the rest is train
+        size = int(sizes[root])
+        for side in (2, 1):  # test, then valid
+            if size <= need[side]:
+                side_of_root[root] = side
+                need[side] -= size
+                break
+    return side_of_root[roots]
 
 
 def heldout_size(n_pairs: int, wanted: int, fraction: float) -> int:

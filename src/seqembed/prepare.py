@@ -4,19 +4,27 @@ run directory, and segment them the same way for training, resume and analysis.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from seqembed.config import Config, from_dict
 from seqembed.corpus import (
+    SIDES,
+    Corpus,
     Pair,
     SkipCounts,
-    deduplicate,
+    first_occurrences,
+    hash_keys,
     heldout_size,
+    iter_tsv,
     read_tsv,
-    split_pairs,
+    split_groups,
     write_tsv,
 )
 from seqembed.errors import InputError
@@ -37,48 +45,104 @@ class Split:
 
 
 def split_corpus(
-    pairs: list[Pair],
+    pairs: Iterable[Pair] | Corpus,
     config: Config,
     run_dir: Path,
     heldout: dict[str, list[Pair]] | None = None,
-) -> dict[str, list[Pair]]:
-    """Deduplicate, split without shared sentences, write the splits to RUN/data.
+) -> dict[str, int]:
+    """Deduplicate, split without shared sentences, write the splits to
+    RUN/data; the number of pairs on each side.
 
-    With ``heldout`` ({"valid": ..., "test": ...}, the user's own split),
-    ``pairs`` are the training pairs as given and nothing is split.
-    """
+    ``pairs`` (a list, or a ``Corpus`` read from its files) is streamed twice
+    and never held: once for three hashes a pair, from which the sides are
+    decided (the sides ``split_pairs(deduplicate(pairs))`` gives), then to
+    write each pair into its side's file. With ``heldout`` ({"valid": ...,
+    "test": ...}, the user's own split), ``pairs`` are the training pairs as
+    given and nothing is split."""
+    read = pairs.read if isinstance(pairs, Corpus) else lambda _: iter(pairs)
+    skips = SkipCounts()
+    sides = None  # with ``heldout``, all train
+    if heldout is None:
+        sides = _decide_sides(read(skips), config)
+        if skips.total:
+            log.warning("%s", skips.summary())
+        skips = SkipCounts()  # the second pass skips the same lines again
+        if not np.any(sides == 0):
+            raise InputError("the corpus is too small: no pairs left for training")
+    data_dir = run_dir / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sizes = dict.fromkeys(SIDES, 0)
+    with contextlib.ExitStack() as stack:
+        files = [
+            stack.enter_context(open(data_dir / f"{name}.tsv", "w", encoding="utf-8"))
+            for name in SIDES
+        ]
+        for i, pair in enumerate(read(skips)):
+            side = 0 if sides is None else sides[i]
+            if side >= 0:
+                files[side].write(f"{pair.tgt}\t{pair.src}\n")
+                sizes[SIDES[side]] += 1
     if heldout is not None:
-        splits = {"train": pairs, "valid": heldout["valid"], "test": heldout["test"]}
-    else:
-        unique = deduplicate(pairs)
-        if len(unique) < len(pairs):
-            log.info("removed %d duplicate pairs", len(pairs) - len(unique))
+        if skips.total:
+            log.warning("%s", skips.summary())
+        if not sizes["train"]:
+            raise InputError("the corpus is too small: no pairs left for training")
+        for name in ("valid", "test"):
+            write_tsv(heldout[name], data_dir / f"{name}.tsv")
+            sizes[name] = len(heldout[name])
+    log.info("split: %s", ", ".join(f"{n} {name}" for name, n in sizes.items()))
+    return sizes
+
+
+def _decide_sides(pairs: Iterator[Pair], config: Config) -> np.ndarray:
+    """Each pair's side as a code into ``SIDES``, -1 for a duplicate."""
+    keys = hash_keys(pairs)
+    log.info("read %d pairs", len(keys.pair))
+    keep = first_occurrences(keys.pair)
+    n_unique = int(keep.sum())
+    if n_unique < len(keep):
+        log.info("removed %d duplicate pairs", len(keep) - n_unique)
+    sides = np.full(len(keep), -1, dtype=np.int8)
+    if n_unique:
         data = config.data
-        fraction = data.heldout_fraction
-        splits = split_pairs(
-            unique,
-            valid_size=heldout_size(len(unique), data.valid_size, fraction),
-            test_size=heldout_size(len(unique), data.test_size, fraction),
+        sides[keep] = split_groups(
+            keys.src[keep],
+            keys.tgt[keep],
+            valid_size=heldout_size(n_unique, data.valid_size, data.heldout_fraction),
+            test_size=heldout_size(n_unique, data.test_size, data.heldout_fraction),
             seed=data.split_seed,
         )
-    if not splits["train"]:
-        raise InputError("the corpus is too small: no pairs left for training")
-    (run_dir / "data").mkdir(parents=True, exist_ok=True)
-    for name, side in splits.items():
-        write_tsv(side, run_dir / "data" / f"{name}.tsv")
-    return splits
+    return sides
 
 
-def read_splits(run_dir: Path) -> dict[str, list[Pair]]:
+def read_splits(run_dir: Path, names: tuple[str, ...] = SIDES) -> dict[str, list[Pair]]:
     """The splits a run wrote (Tatoeba layout: target TAB source)."""
     splits = {}
-    for name in ("train", "valid", "test"):
+    for name in names:
         path = run_dir / "data" / f"{name}.tsv"
         if path.exists() and path.stat().st_size:
             splits[name] = read_tsv(path, 1, 0, 10**9, SkipCounts())
         else:
             splits[name] = []
     return splits
+
+
+def stream_split(run_dir: Path, name: str) -> Iterator[Pair]:
+    """The pairs of one split a run wrote, streamed."""
+    path = run_dir / "data" / f"{name}.tsv"
+    if not path.exists():
+        return iter(())
+    return iter_tsv(path, 1, 0, 10**9, SkipCounts())
+
+
+def count_lines(path: Path) -> int:
+    """Lines of a file (a split: one pair a line), counted in blocks."""
+    if not path.exists():
+        return 0
+    with open(path, "rb") as handle:
+        return sum(
+            block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b"")
+        )
 
 
 def tokenize_splits(
@@ -110,10 +174,12 @@ def tokenize_splits(
 
 
 def train_subwords(
-    config: Config, pairs: list[Pair], user_dict: str | None, run_dir: Path
+    config: Config, user_dict: str | None, run_dir: Path
 ) -> dict[str, SubwordModel]:
     """SentencePiece models for the sides that use them, trained on the
-    training pairs and written to ``RUN/spm.{src,tgt}.model``.
+    training pairs (streamed from ``RUN/data/train.tsv``; a corpus of more
+    than ``subwords.MAX_SENTENCES`` pairs is sampled) and written to
+    ``RUN/spm.{src,tgt}.model``.
 
     Chinese is learned from jieba's words (with the user dictionary), joined
     by spaces: pieces stay inside words, and a word's pieces are the same
@@ -123,7 +189,7 @@ def train_subwords(
     if data.src_segmentation == "sentencepiece":
         jieba = ChineseSegmenter("jieba", user_dict)
         models["src"] = SubwordModel.train(
-            (" ".join(jieba(pair.src)) for pair in pairs),
+            (" ".join(jieba(p.src)) for p in stream_split(run_dir, "train")),
             data.src_sp_type,
             data.src_sp_vocab_size,
             # SentencePiece's advice for CJK: the rarest 0.05% of characters
@@ -134,7 +200,7 @@ def train_subwords(
     if data.tgt_tokenization == "sentencepiece":
         english = EnglishTokenizer("pretokenized", data.lowercase)
         models["tgt"] = SubwordModel.train(
-            (english.text(pair.tgt) for pair in pairs),
+            (english.text(p.tgt) for p in stream_split(run_dir, "train")),
             data.tgt_sp_type,
             data.tgt_sp_vocab_size,
             name="data.tgt_sp_vocab_size",

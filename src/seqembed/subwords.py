@@ -21,6 +21,7 @@ its own ``<UNK>``.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -34,6 +35,7 @@ from seqembed.vocab import SPECIALS
 UNK_PIECE = SPECIALS[3]  # "<UNK>"
 WORD_START = "\u2581"  # ▁
 SEED = 1  # SentencePiece's random generator (training is otherwise ordered)
+MAX_SENTENCES = 2_000_000  # learned from, at most: a large corpus is sampled
 
 
 class SubwordModel:
@@ -62,21 +64,24 @@ class SubwordModel:
         in errors."""
         import sentencepiece as spm
 
-        sentences = [s for s in sentences if s.strip()]
-        if not sentences:
+        sentences = (s for s in sentences if s.strip())  # streamed, not held
+        first = next(sentences, None)
+        if first is None:
             raise InputError("no text to train the SentencePiece model on")
         spm.set_random_generator_seed(SEED)
         buffer = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=iter(sentences),
+                sentence_iterator=itertools.chain([first], sentences),
                 model_writer=buffer,
                 model_type=model_type,
                 vocab_size=vocab_size,
                 character_coverage=character_coverage,
                 hard_vocab_limit=False,
                 num_threads=1,
-                input_sentence_size=0,  # every sentence, no sampling
+                # Every sentence of a corpus up to MAX_SENTENCES, else its first
+                # MAX_SENTENCES (SentencePiece holds the ones it learns from).
+                input_sentence_size=MAX_SENTENCES,
                 shuffle_input_sentence=False,
                 max_sentence_length=1 << 16,
                 # Text is NFKC-normalised (and lowercased) before it gets here;

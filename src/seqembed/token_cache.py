@@ -1,8 +1,8 @@
 """The training split as integer arrays on disk, for corpora of millions of pairs.
 
 Tokenised once, by a pool of processes, into ``RUN/cache/``; training then
-reads sentences out of memory-mapped arrays, so no Python lists of strings
-(or of ids) for the whole corpus are held::
+reads each sentence out of the arrays on disk when a batch needs it, so no
+Python lists of strings (or of ids) for the whole corpus are held::
 
     src.data.npy     int32   [ ids of pair 0 | ids of pair 1 | ids of pair 2 ... ]
     src.offsets.npy  int64   [ 0, len0, len0+len1, ... ]   pair i: data[o[i]:o[i+1]]
@@ -13,14 +13,23 @@ lines spread over the pool: the first segments each chunk (jieba / Moses /
 SentencePiece, as ``prepare.tokenize_splits`` does, with the same skips),
 counts token frequencies and keeps the chunk's tokens in a temporary file;
 the vocabularies are built from the merged counts; the second encodes each
-chunk to ids and writes them at their place in the arrays.
+chunk to ids and appends them to the arrays.
+
+The ids are written and read with plain file calls, not through a memory
+map: a map's pages count in the process's RSS once touched, and with the
+kernel mapping large folios, a few hundred random batches map most of a
+1 GB array. Read with ``os.pread``, the ids of a batch are copied out and the
+rest stays in the OS's page cache (the offsets, 8 bytes a pair and read
+whole each epoch, are memory-mapped).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
+import os
 import pickle
 import shutil
 from collections import Counter
@@ -62,9 +71,9 @@ class TokenArrays:
 
     @classmethod
     def load(cls, directory: Path, side: str) -> TokenArrays:
-        """Memory-mapped: pages are read on use and can be dropped again."""
+        """The ids read from the file on use, the offsets memory-mapped."""
         return cls(
-            np.load(directory / f"{side}.data.npy", mmap_mode="r"),
+            IdFile(directory / f"{side}.data.npy"),
             np.load(directory / f"{side}.offsets.npy", mmap_mode="r"),
         )
 
@@ -82,6 +91,29 @@ class TokenArrays:
 
     def __iter__(self) -> Iterator[list[int]]:
         return (self[i] for i in range(len(self)))
+
+
+class IdFile:
+    """A 1-D array in an ``.npy`` file whose slices are read with
+    ``os.pread`` (see the module docstring for why not a memory map)."""
+
+    def __init__(self, path: Path):
+        header = np.load(path, mmap_mode="r")  # the header only: no data read
+        self.dtype, self.size, self.start = header.dtype, len(header), header.offset
+        del header
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        start, stop, _ = index.indices(self.size)
+        width = self.dtype.itemsize
+        raw = os.pread(self._fd, (stop - start) * width, self.start + start * width)
+        return np.frombuffer(raw, self.dtype)
+
+    def __del__(self) -> None:
+        os.close(self._fd)
 
 
 @dataclass
@@ -133,29 +165,28 @@ def build_cache(
     del counts
     # -- pass 2: encode into arrays whose sizes pass 1 gave
     n_pairs = sum(s[0] for s in sizes)
-    arrays = {}
-    for k, side in enumerate(("src", "tgt")):
-        total = sum(s[k + 1] for s in sizes)
-        data = _open(cache_dir / f"{side}.data.npy", np.int32, total)
-        offsets = _open(cache_dir / f"{side}.offsets.npy", np.int64, n_pairs + 1)
-        offsets[0] = 0
-        arrays[side] = (data, offsets)
-    pair_at = {"src": 0, "tgt": 0}
-    token_at = {"src": 0, "tgt": 0}
     vocab_state = (vocabs[0].to_dict(), vocabs[1].to_dict())
-    with context.Pool(processes, _start_encoder, vocab_state) as pool:
+    with contextlib.ExitStack() as stack:
+        files, token_at = {}, {"src": 0, "tgt": 0}
+        for k, side in enumerate(("src", "tgt")):
+            total = sum(s[k + 1] for s in sizes)
+            files[side] = (
+                stack.enter_context(
+                    _create(cache_dir, f"{side}.data", np.int32, total)
+                ),
+                stack.enter_context(
+                    _create(cache_dir, f"{side}.offsets", np.int64, n_pairs + 1)
+                ),
+            )
+            files[side][1].write(np.zeros(1, np.int64).tobytes())
+        pool = stack.enter_context(context.Pool(processes, _start_encoder, vocab_state))
         paths = (parts / f"{n}.pkl" for n in range(len(sizes)))
-        for encoded in pool.imap(_encode_chunk, paths):
+        for encoded in pool.imap(_encode_chunk, paths):  # in order: appended
             for side, (ids, lengths) in zip(("src", "tgt"), encoded):
-                data, offsets = arrays[side]
-                p, t = pair_at[side], token_at[side]
-                data[t : t + len(ids)] = ids
-                offsets[p + 1 : p + 1 + len(lengths)] = t + np.cumsum(lengths)
-                pair_at[side], token_at[side] = p + len(lengths), t + len(ids)
-    for data, offsets in arrays.values():
-        data.flush()
-        offsets.flush()
-    del arrays
+                data, offsets = files[side]
+                data.write(ids.tobytes())
+                offsets.write((token_at[side] + np.cumsum(lengths)).tobytes())
+                token_at[side] += len(ids)
     shutil.rmtree(parts)
     (cache_dir / "meta.json").write_text(json.dumps({"pairs": n_pairs}))
     log.info("token cache: %d training pairs in %s", n_pairs, cache_dir)
@@ -180,8 +211,15 @@ def open_cache(cache_dir: Path) -> Cache | None:
     )
 
 
-def _open(path: Path, dtype, size: int) -> np.ndarray:
-    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(size,))
+def _create(directory: Path, name: str, dtype, size: int):
+    """A new ``name.npy`` of ``size`` items, open for writing them in order."""
+    path = directory / f"{name}.npy"
+    header = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(size,))
+    start = header.offset
+    del header  # the header written, the file its full (sparse) size
+    handle = open(path, "r+b")
+    handle.seek(start)
+    return handle
 
 
 def _chunks(train_tsv: Path) -> Iterator[list[tuple[str, str]]]:

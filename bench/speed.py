@@ -6,13 +6,17 @@ speed, and peak memory, all measured in one process.
 1. The machine's fp32 and bf16 matmul rate (GFLOP/s), measured here.
 2. Training on the matched config of issue 6 (embeddings 256, hidden 512,
    1 layer, bidirectional encoder of 256 per direction, Luong "general"
-   attention, 64 sentences a batch, Tatoeba data), with and without Luong
-   input feeding: target and source+target tokens per second, the FLOPs of a
-   step counted from the shapes, and the fraction of the measured rate.
-3. Decoding the test split of RUN_DIR (default: a model trained here for the
-   timing only, if none is given): sentences per second, greedy and beam 5,
-   fp32 and bf16; decode time only, and `seqembed translate` as a whole
-   process (start, model load, decode).
+   attention, 64 sentences a batch, Tatoeba data, or the peers' split with
+   --peer-data), with and without Luong input feeding: target and
+   source+target tokens per second, the FLOPs of a step counted from the
+   shapes, and the fraction of the measured rate. For fp32 input feeding
+   also the speed of a step that did nothing but its matrix products, each
+   at the rate this machine reaches for its shape (the ceiling), and with
+   --onmt-log the ratio to OpenNMT-py's steady state in that log.
+3. Decoding the test split of RUN_DIR (if given): BLEU, chrF, and sentences
+   per second, greedy and beam 5, fp32 and bf16; decode time only, the FLOP
+   ceiling of that decode (its counted FLOPs at the measured matmul rate),
+   and `seqembed translate` as a whole process (start, model load, decode).
 4. Peak resident memory of this process.
 """
 
@@ -34,9 +38,12 @@ from torch import nn  # noqa: E402
 from seqembed.config import load_config  # noqa: E402
 from seqembed.corpus import SkipCounts, read_tsv  # noqa: E402
 from seqembed.data import collate, epoch_batches  # noqa: E402
-from seqembed.evaluation import Translator  # noqa: E402
+from seqembed.evaluation import Translator, score  # noqa: E402
 from seqembed.training import read_splits, start_session, train_step  # noqa: E402
 from seqembed.vocab import PAD  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vs_peers import read_pairs  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TSV = HERE.parents[1] / "shared/data/tatoeba-cmn-eng/cmn-eng.tsv"
@@ -60,26 +67,83 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 20) -> float
 def training_flops(batch, emb: int, hidden: int, vocab: int, input_feed: bool) -> float:
     """Matmul FLOPs of one training step: forward, and 2x forward for backward.
 
-    Per source token: the bidirectional LSTM (2 directions of hidden/2) and the
-    attention key projection. Per target step (padded steps count: they are
-    computed): the decoder LSTM, attention scores and context over the padded
-    source, the combine layer and the output projection.
+    Counted over the real tokens (padding is not work, and seqembed skips it
+    where it can: the output projection, and with input feeding the whole
+    decoder). Per source token: the bidirectional LSTM (2 directions of
+    hidden/2) and the attention key projection. Per target token: the decoder
+    LSTM, attention scores and context over the padded source, the combine
+    layer and the output projection.
     """
-    b, s = batch.src.shape
-    t = batch.tgt_in.size(1)
+    s = batch.src.size(1)
+    src_tokens, tgt_tokens = batch.n_src_tokens, batch.n_tgt_tokens
     half = hidden // 2
-    encoder = 2 * 4 * half * (emb + half) * 2 * b * s
-    keys = hidden * hidden * 2 * b * s
+    encoder = 2 * 4 * half * (emb + half) * 2 * src_tokens
+    keys = hidden * hidden * 2 * src_tokens
     lstm_in = emb + (hidden if input_feed else 0)
-    decoder = 4 * hidden * (lstm_in + hidden) * 2 * b * t
-    attention = 2 * hidden * s * 2 * b * t
-    combine = 2 * hidden * hidden * 2 * b * t
-    output = hidden * vocab * 2 * b * t
+    decoder = 4 * hidden * (lstm_in + hidden) * 2 * tgt_tokens
+    attention = 2 * hidden * s * 2 * tgt_tokens
+    combine = 2 * hidden * hidden * 2 * tgt_tokens
+    output = hidden * vocab * 2 * tgt_tokens
     return 3.0 * (encoder + keys + decoder + attention + combine + output)
 
 
+def input_feeding_gemms(batch, emb: int, hidden: int, vocab: int) -> list[tuple]:
+    """The (m, k, n) matrix products of one input-feeding training step as
+    seqembed runs it (model.py, input_feeding.py): forward, input gradients
+    and weight gradients. The encoder's are those of an LSTM run layer by
+    layer (input half for all positions at once, recurrent half per step)."""
+    half, four_h = hidden // 2, 4 * hidden
+    src_tokens, n_real = batch.n_src_tokens, batch.n_tgt_tokens
+    lengths = (batch.tgt_out != PAD).sum(1)
+    steps = [int((lengths > t).sum()) for t in range(int(lengths.max()))]
+    src_steps = [int((batch.src_lengths > t).sum()) for t in range(batch.src.size(1))]
+    gemms = []
+
+    def linear(rows, k, n):  # forward, input gradient, weight gradient
+        gemms.extend([(rows, k, n), (rows, n, k), (n, rows, k)])
+
+    for _direction in range(2):
+        linear(src_tokens, emb, 4 * half)
+        for rows in src_steps:
+            gemms.extend([(rows, half, 4 * half), (rows, 4 * half, half)])
+        gemms.append((4 * half, src_tokens, half))
+    linear(src_tokens, hidden, hidden)  # attention keys
+    linear(n_real, emb, four_h)  # embedding half of the decoder gates
+    for rows in steps:
+        gemms.extend([(rows, 2 * hidden, four_h), (rows, 2 * hidden, hidden)])
+        gemms.extend([(rows, hidden, 2 * hidden), (rows, four_h, 2 * hidden)])
+    gemms.extend([(four_h, n_real, 2 * hidden), (hidden, n_real, 2 * hidden)])
+    linear(n_real, hidden, vocab)  # output projection
+    return gemms
+
+
+def gemm_seconds(shapes: list[tuple], cache: dict) -> float:
+    """Time of these products at this machine's measured rate for each shape
+    (torch.mm on random fp32 matrices, best of 3): a lower bound for a step
+    that does nothing but its matrix products."""
+    total = 0.0
+    for shape in shapes:
+        if shape not in cache:
+            m, k, n = shape
+            a, b = torch.randn(m, k), torch.randn(k, n)
+            a @ b
+            best = float("inf")
+            for _ in range(3):
+                started = time.perf_counter()
+                a @ b
+                best = min(best, time.perf_counter() - started)
+            cache[shape] = best
+        total += cache[shape]
+    return total
+
+
 def measure_training(
-    pairs, input_feed: bool, steps: int, out: Path, precision: str = "fp32"
+    pairs,
+    input_feed: bool,
+    steps: int,
+    out: Path,
+    precision: str = "fp32",
+    extra: tuple[str, ...] = (),
 ) -> dict:
     config = load_config(
         None,
@@ -87,6 +151,7 @@ def measure_training(
             *MATCHED,
             f"model.input_feed={str(input_feed).lower()}",
             f"train.precision={precision}",
+            *extra,
         ],
     )
     session = start_session(config, out, pairs, resume=False, user_dict=None)
@@ -97,38 +162,79 @@ def measure_training(
     tgt_tokens = src_tokens = 0
     flops = 0.0
     warmup = 10
+    vocab = len(session.tgt_vocab)
+    measured = []
     for i, index in enumerate(batches[: steps + warmup]):
         if i == warmup:
             started = time.perf_counter()
         batch = collate([src[j] for j in index], [tgt[j] for j in index])
         train_step(model, batch, session.optimizer, criterion, config)
         if i >= warmup:
+            measured.append(batch)
             tgt_tokens += batch.n_tgt_tokens
             src_tokens += batch.n_src_tokens
-            flops += training_flops(batch, 256, 512, len(session.tgt_vocab), input_feed)
+            flops += training_flops(batch, 256, 512, vocab, input_feed)
     seconds = time.perf_counter() - started
-    return {
+    result = {
         "tgt_tok_s": tgt_tokens / seconds,
         "all_tok_s": (tgt_tokens + src_tokens) / seconds,
         "gflops": flops / seconds / 1e9,
         "mflop_per_tgt_token": flops / tgt_tokens / 1e6,
+        "gemm_floor_tok_s": None,
     }
+    if input_feed and precision == "fp32":
+        cache: dict = {}
+        floor = sum(
+            gemm_seconds(input_feeding_gemms(b, 256, 512, vocab), cache)
+            for b in measured
+        )
+        result["gemm_floor_tok_s"] = tgt_tokens / floor
+    return result
 
 
-def measure_decoding(run_dir: Path, threads: int, batch_size: int) -> list[tuple]:
+def decoding_flops(translator, tokens, beam: int, batch_size: int) -> tuple:
+    """Decode ``tokens`` and count the matmul FLOPs done: the encoder per
+    source token, and per decoder row-step (one sentence, or one beam
+    hypothesis, for one step; counted by a hook on the output projection)
+    the LSTM, attention, combine layer and output projection."""
+    model, config = translator.model, translator.config.model
+    emb, hidden, half = config.emb_size, config.hidden_size, config.hidden_size // 2
+    vocab = model.decoder.output_projection.out_features
+    rows = []
+    hook = model.decoder.output_projection.register_forward_hook(
+        lambda module, inputs, output: rows.append(inputs[0].shape[0])
+    )
+    started = time.perf_counter()
+    translator.translate_tokens(tokens, beam_size=beam, batch_size=batch_size)
+    seconds = time.perf_counter() - started
+    hook.remove()
+    src_tokens = sum(len(t) for t in tokens)
+    mean_src = src_tokens / len(tokens)
+    lstm_in = emb + (hidden if model.decoder.input_feed else 0)
+    per_row = 2 * 4 * hidden * (lstm_in + hidden) + 2 * hidden * vocab
+    if model.decoder.attention is not None:
+        per_row += 2 * 2 * hidden * hidden + 2 * 2 * hidden * mean_src
+    encoder = (2 * 2 * 4 * half * (emb + half) + 2 * hidden * hidden) * src_tokens
+    return encoder + per_row * sum(rows), seconds
+
+
+def measure_decoding(run_dir: Path, threads: int, batch_size: int, rates: dict):
+    """Rows of (precision, beam, BLEU, chrF, decode-only sent/s, FLOP ceiling
+    sent/s at this machine's matmul rate, whole-process sent/s)."""
     test = read_splits(run_dir)["test"]
+    references = [p.tgt for p in test]
     rows = []
     for precision in ("fp32", "bf16"):
         translator = Translator.from_checkpoint(
             run_dir / "best.pt", precision=precision
         )
         tokens = [translator.segmenter(p.src) for p in test]
+        translator.translate_tokens(tokens[:batch_size], beam_size=1)  # warm up
         for beam in (1, 5):
+            flops, decode_s = decoding_flops(translator, tokens, beam, batch_size)
+            ceiling = len(test) * rates[precision] * 1e9 / flops
             started = time.perf_counter()
-            translator.translate_tokens(tokens, beam_size=beam, batch_size=batch_size)
-            decode_s = time.perf_counter() - started
-            started = time.perf_counter()
-            subprocess.run(
+            done = subprocess.run(
                 [sys.executable, "-m", "seqembed", "translate", str(run_dir),
                  "--beam", str(beam), "--precision", precision,
                  "--batch-size", str(batch_size)],
@@ -137,8 +243,25 @@ def measure_decoding(run_dir: Path, threads: int, batch_size: int) -> list[tuple
                 env={**os.environ, "OMP_NUM_THREADS": str(threads)},
             )  # fmt: skip
             process_s = time.perf_counter() - started
-            rows.append((precision, beam, len(test) / decode_s, len(test) / process_s))
+            scores = score(
+                done.stdout.splitlines(), references, translator.config.data.lowercase
+            )
+            n = len(test)
+            rows.append((precision, beam, scores.bleu, scores.chrf,
+                         n / decode_s, ceiling, n / process_s))  # fmt: skip
     return rows
+
+
+def opennmt_tgt_tokens_per_s(log: Path) -> float | None:
+    """Mean target tokens/s of OpenNMT-py's progress reports after the first
+    (as ../shared/peers/onmt_log_stats.py computes it)."""
+    import re
+
+    rates = [
+        float(m.group(1))
+        for m in re.finditer(r"\d+/\s*(\d+) tok/s", log.read_text(errors="replace"))
+    ]
+    return sum(rates[1:]) / len(rates[1:]) if len(rates) > 1 else None
 
 
 def main() -> int:
@@ -150,6 +273,18 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=256, help="decoding batch")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-speed"))
     parser.add_argument("--no-training", action="store_true", help="decoding only")
+    parser.add_argument(
+        "--peer-data",
+        type=Path,
+        help="train on the peers' split instead of --tsv (the folder that "
+        "../shared/peers/prepare.py writes, e.g. /tmp/peerdata)",
+    )
+    parser.add_argument(
+        "--onmt-log",
+        type=Path,
+        help="OpenNMT-py's train.stdout from ../shared/peers/run_opennmt.sh, "
+        "run just before on this machine: print training speed as a ratio to it",
+    )
     parser.add_argument(
         "--precisions",
         nargs="+",
@@ -165,12 +300,25 @@ def main() -> int:
     fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
     print(f"matmul, {args.threads} threads: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f}")
 
+    onmt = opennmt_tgt_tokens_per_s(args.onmt_log) if args.onmt_log else None
+    if onmt:
+        print(f"OpenNMT-py, steady state in {args.onmt_log}: {onmt:,.0f} tgt tok/s")
+
     if not args.no_training:
-        pairs = read_tsv(args.tsv, 1, 0, 1000, SkipCounts())
-        print(f"\ntraining, matched config, {args.steps} steps of 64 sentences:")
+        extra: tuple[str, ...] = ()
+        if args.peer_data:
+            pairs = read_pairs(args.peer_data, "train")
+            extra = ("data.src_segmentation=pretokenized",
+                     "data.tgt_tokenization=pretokenized")  # fmt: skip
+        else:
+            pairs = read_tsv(args.tsv, 1, 0, 1000, SkipCounts())
+        data = args.peer_data or args.tsv
+        print(f"\ntraining on {data}, matched config, {args.steps} steps "
+              "of 64 sentences:")  # fmt: skip
         print("| input feeding | precision | tgt tok/s | src+tgt tok/s "
-              "| MFLOP/tgt token | GFLOP/s | of fp32 matmul rate |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|")
+              "| MFLOP/tgt token | GFLOP/s | of fp32 matmul rate "
+              "| matrix products alone, tgt tok/s | vs OpenNMT-py |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|")
         for input_feed in (False, True):
             for precision in args.precisions:
                 m = measure_training(
@@ -179,21 +327,29 @@ def main() -> int:
                     args.steps,
                     args.out / f"if-{input_feed}-{precision}",
                     precision,
+                    extra,
                 )
+                floor = m["gemm_floor_tok_s"]
+                floor = f"{floor:,.0f}" if floor else "-"
+                ratio = f"{m['tgt_tok_s'] / onmt:.2f}x" if onmt else "-"
                 print(f"| {'yes' if input_feed else 'no'} | {precision} "
                       f"| {m['tgt_tok_s']:,.0f} | {m['all_tok_s']:,.0f} "
                       f"| {m['mflop_per_tgt_token']:.1f} | {m['gflops']:.0f} "
-                      f"| {m['gflops'] / fp32:.0%} |", flush=True)  # fmt: skip
+                      f"| {m['gflops'] / fp32:.0%} | {floor} | {ratio} |",
+                      flush=True)  # fmt: skip
 
     if args.run:
         print(f"\ndecoding the test split of {args.run}:")
-        print("| precision | decoding | sent/s, decode only | sent/s, whole process |")
-        print("|---|---|---|---|")
-        for precision, beam, decode, process in measure_decoding(
-            args.run, args.threads, args.batch_size
+        print("| precision | decoding | BLEU | chrF | sent/s, decode only "
+              "| FLOP ceiling, sent/s | sent/s, whole process |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|")
+        rates = {"fp32": fp32, "bf16": bf16}
+        for precision, beam, bleu, chrf, decode, ceiling, process in measure_decoding(
+            args.run, args.threads, args.batch_size, rates
         ):
             name = "greedy" if beam == 1 else f"beam {beam}"
-            print(f"| {precision} | {name} | {decode:,.0f} | {process:,.0f} |")
+            print(f"| {precision} | {name} | {bleu:.2f} | {chrf:.2f} | {decode:,.0f} "
+                  f"| {ceiling:,.0f} | {process:,.0f} |", flush=True)  # fmt: skip
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of this process: {peak_mb:,.0f} MB")
     return 0

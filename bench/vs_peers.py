@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -58,12 +59,15 @@ def main() -> int:
     started = time.monotonic()
     result = train(config, args.out, read_pairs(args.data, "train"), heldout=heldout)
     minutes = (time.monotonic() - started) / 60
+    # ru_maxrss: the peak of this process so far, i.e. of the training.
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tokens_per_s = result.final_metrics["tgt_tokens_per_s"]
     references = [p.tgt for p in heldout["test"]]
     translator = Translator.from_checkpoint(args.out / "best.pt")
     print(
         f"\nseqembed default config, {minutes:.1f} min wall clock "
-        f"({result.epochs_done} full epochs, last epoch {tokens_per_s:,.0f} tgt tok/s)"
+        f"({result.epochs_done} full epochs, last epoch "
+        f"{tokens_per_s:,.0f} tgt tok/s); peak RSS of the training {peak_mib:,.0f} MiB"
     )
     print("| decoding | BLEU | chrF | sent/s (decode only) |")
     print("|---|---|---|---|")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from seqembed.model import Seq2Seq, reorder_state
 from seqembed.vocab import EOS, SOS
@@ -49,7 +48,10 @@ def greedy_decode(
     attention = torch.zeros(batch, max_len, src.size(1)) if keep_attention else None
     for step in range(max_len):
         logits, state, weights = model.decoder.step(tokens, state, source)
-        best, tokens = F.log_softmax(logits.float(), dim=-1).max(dim=-1)  # (alive,)
+        logits = logits.float()
+        # log_softmax's maximum, without writing out log_softmax (B, V)
+        best, tokens = logits.max(dim=-1)  # (alive,)
+        best = best - torch.logsumexp(logits, dim=-1)
         output[alive, step] = tokens
         scores[alive] += best
         if attention is not None and weights is not None:
@@ -113,11 +115,18 @@ def beam_search(
     for step in range(max_len):
         n = len(active)
         logits, state, _ = model.decoder.step(tokens, state, source)
-        log_probs = F.log_softmax(logits.float(), dim=-1)  # (n*K, V)
-        vocab = log_probs.size(-1)
-        candidates = (scores.view(-1, 1) + log_probs).view(n, k * vocab)
-        top_scores, top_ids = candidates.topk(min(2 * k, k * vocab), dim=-1)  # (n, 2K)
-        top_beams, top_words = top_ids // vocab, top_ids % vocab
+        logits = logits.float()  # (n*K, V)
+        vocab = logits.size(-1)
+        # The best 2K of a sentence's K*V continuations are among the best 2K
+        # of each hypothesis (a row adds one score to all its words), so only
+        # those are scored: no (n*K, V) log_softmax or sum is written out.
+        width = min(2 * k, vocab)
+        row_logits, row_words = logits.topk(width, dim=-1)  # (n*K, 2K)
+        row_scores = row_logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+        candidates = (scores.view(-1, 1) + row_scores).view(n, k * width)
+        top_scores, top_ids = candidates.topk(min(2 * k, k * width), dim=-1)
+        top_beams = top_ids // width  # (n, 2K)
+        top_words = row_words.view(n, k * width).gather(1, top_ids)
         is_eos = top_words == EOS
 
         # Record finished hypotheses, best first, up to K per sentence.

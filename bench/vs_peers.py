@@ -1,7 +1,7 @@
 """seqembed on exactly the peers' split and scoring (../shared/peers).
 
     bash ../shared/peers/run_opennmt.sh    # writes the split to /tmp/peerdata
-    python bench/vs_peers.py [--data /tmp/peerdata] [--minutes 10]
+    python bench/vs_peers.py [--data /tmp/peerdata] [--minutes 10] [--set KEY=VALUE]
 
 Trains seqembed's default config for a wall-clock budget on the split that
 ../shared/peers/prepare.py wrote (jieba-segmented Chinese, lowercased
@@ -41,6 +41,13 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-vs-peers"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. model.input_feed=true for the peers' config",
+    )
     args = parser.parse_args()
     if not (args.data / "test.zh").is_file():
         print(f"no peer split in {args.data}: run ../shared/peers/run_opennmt.sh")
@@ -53,6 +60,7 @@ def main() -> int:
             "data.tgt_tokenization=pretokenized",
             f"train.max_minutes={args.minutes}",
             f"train.threads={args.threads}",
+            *args.set,
         ],
     )
     heldout = {name: read_pairs(args.data, name) for name in ("valid", "test")}
@@ -65,7 +73,8 @@ def main() -> int:
     references = [p.tgt for p in heldout["test"]]
     translator = Translator.from_checkpoint(args.out / "best.pt")
     print(
-        f"\nseqembed default config, {minutes:.1f} min wall clock "
+        f"\nseqembed, {' '.join(args.set) or 'default config'}, "
+        f"{minutes:.1f} min wall clock "
         f"({result.epochs_done} full epochs, last epoch "
         f"{tokens_per_s:,.0f} tgt tok/s); peak RSS of the training {peak_mib:,.0f} MiB"
     )

@@ -1,6 +1,6 @@
 """The token cache (seqembed.token_cache): the same ids as the in-memory path,
 whatever the number of tokenising processes, read from disk, and training on
-it bitwise equal to training without it."""
+it bitwise equal to training without it; the epoch order held as one array."""
 
 import numpy as np
 import pytest
@@ -8,6 +8,7 @@ import torch
 
 from seqembed.checkpoint import load_checkpoint
 from seqembed.corpus import SkipCounts
+from seqembed.data import BUCKET_WINDOW, epoch_batches
 from seqembed.demo import builtin_pairs, demo_config
 from seqembed.prepare import build_vocabs, read_splits, split_corpus, tokenize_splits
 from seqembed.segment import text_processing
@@ -107,3 +108,30 @@ def test_resume_on_the_cache_ends_as_the_uninterrupted_run(tmp_path):
     resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")["model"]
     for key, value in straight.items():
         assert torch.equal(value, resumed[key]), key
+
+
+def list_epoch_batches(src_lengths, tgt_lengths, batch_size, seed, epoch):
+    """epoch_batches as it was written with a Python list a batch."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(len(src_lengths), generator=generator).numpy()
+    window, batches = batch_size * BUCKET_WINDOW, []
+    for start in range(0, len(order), window):
+        chunk = order[start : start + window]
+        chunk = chunk[np.lexsort((tgt_lengths[chunk], src_lengths[chunk]))]
+        batches.extend(
+            chunk[i : i + batch_size].tolist() for i in range(0, len(chunk), batch_size)
+        )
+    permutation = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in permutation]
+
+
+@pytest.mark.parametrize("n_pairs", [0, 1, 63, 3200, 3201, 10_007])
+def test_the_epoch_order_is_one_array_and_the_list_built_batches(n_pairs):
+    rng = np.random.default_rng(n_pairs)
+    src, tgt = rng.integers(1, 40, (2, n_pairs))
+    for batch_size in (1, 7, 64):
+        batches = epoch_batches(src, tgt, batch_size, seed=3, epoch=2)
+        assert isinstance(batches.order, np.ndarray)  # 8 bytes a pair
+        expected = list_epoch_batches(src, tgt, batch_size, 3, 2)
+        assert batches == expected and len(batches) == len(expected)
+        assert batches[1:4] == expected[1:4]

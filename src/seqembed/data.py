@@ -18,6 +18,7 @@ distributed run computes the same batches and takes its own share of each
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,7 +88,7 @@ def epoch_batches(
     seed: int,
     epoch: int,
     shuffle: bool = True,
-) -> list[list[int]]:
+) -> Sequence[list[int]]:
     """Indices of each batch of one epoch, bucketed by length.
 
     Shuffle all pairs, sort each window of ``BUCKET_WINDOW`` batches by length,
@@ -105,15 +106,35 @@ def epoch_batches(
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n, generator=generator).numpy()
     window = batch_size * BUCKET_WINDOW
-    batches = []
     for start in range(0, n, window):
         chunk = order[start : start + window]
-        chunk = chunk[np.lexsort((tgt_lengths[chunk], src_lengths[chunk]))]
-        batches.extend(
-            chunk[i : i + batch_size].tolist() for i in range(0, len(chunk), batch_size)
-        )
-    permutation = torch.randperm(len(batches), generator=generator).tolist()
-    return [batches[i] for i in permutation]
+        chunk[:] = chunk[np.lexsort((tgt_lengths[chunk], src_lengths[chunk]))]
+    # A window is a whole number of batches, so batch k of the sorted order
+    # starts at k * batch_size; the batches are then shuffled.
+    starts = np.arange(0, n, batch_size)
+    permutation = torch.randperm(len(starts), generator=generator).numpy()
+    return EpochBatches(order, starts[permutation], batch_size)
+
+
+class EpochBatches(Sequence):
+    """``epoch_batches``' batches, each a list of pair indices made when it
+    is asked for: the epoch is held as one int64 array of pair indices (8
+    bytes a pair), not as a Python int a pair (36 bytes)."""
+
+    def __init__(self, order: np.ndarray, starts: np.ndarray, batch_size: int):
+        self.order, self.starts, self.batch_size = order, starts, batch_size
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        start = int(self.starts[k])
+        return self.order[start : start + self.batch_size].tolist()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
 
 
 def rank_share(batch: list[int], rank: int, world_size: int) -> list[int]:

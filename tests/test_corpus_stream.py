@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from seqembed.config import load_config
@@ -15,6 +16,7 @@ from seqembed.corpus import (
     Pair,
     SkipCounts,
     deduplicate,
+    first_occurrences,
     heldout_size,
     read_tsv,
     split_pairs,
@@ -87,6 +89,14 @@ def test_aligned_files_stream_the_same_split(tmp_path):
     assert_same_split(corpus, pairs, config, tmp_path / "run")
 
 
+def test_a_pair_key_collision_is_settled_by_the_second_hash():
+    keys = np.array([5, 5, 5, 2, 5])
+    check = np.array([1, 2, 1, 3, 2])  # pairs 0 and 2 are one pair, 1 and 4 one
+    assert first_occurrences(keys, check).tolist() == [1, 1, 0, 1, 0]
+    assert first_occurrences(keys, keys).tolist() == [1, 0, 0, 1, 0]
+    assert first_occurrences(keys[:0], keys[:0]).tolist() == []
+
+
 @pytest.mark.parametrize(
     "content, line, message",
     [
@@ -157,7 +167,7 @@ def prepare_growth(n_pairs: int, work) -> int:
 
 def test_streaming_preparation_keeps_no_python_objects_per_pair(tmp_path):
     # A Pair and its normalised strings are hundreds of bytes; the streaming
-    # path keeps 24 bytes of hashes a pair, plus numpy's and scipy's
+    # path keeps 32 bytes of hashes a pair, plus numpy's and scipy's
     # temporaries of tens of bytes a pair. On 120k pairs, read_tsv +
     # deduplicate + split_pairs grew the peak by 1,176 bytes a pair, this by 90.
     growth = prepare_growth(120_000, tmp_path)

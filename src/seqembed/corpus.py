@@ -250,16 +250,17 @@ def split_pairs(
 #
 # For a corpus of millions of pairs, ``split_corpus`` in ``prepare`` does what
 # ``split_pairs(deduplicate(pairs))`` does without holding the pairs: one pass
-# keeps three 8-byte hashes a pair (24 bytes, where a ``Pair`` and its
+# keeps four 8-byte hashes a pair (32 bytes, where a ``Pair`` and its
 # normalised strings take hundreds), numpy deduplicates and scipy finds the
 # groups, and a second pass writes each pair to its side.
 #
 # Python's ``hash`` is 64 bits (salted per process, so only equality within
 # one pass is used). Two different strings share a hash with probability about
 # n^2 / 2^65 for n pairs: 7e-7 at 5 million pairs. A collision of pair keys
-# would drop a pair as a duplicate; of sentence keys, join two groups (the
-# split stays leak-free, it differs from ``split_pairs``'). Not worth 8 more
-# bytes a pair.
+# would drop a pair as a duplicate, so a second hash of each pair, of another
+# string, checks them (8 bytes a pair more) and settles a collision. A
+# collision of sentence keys joins two groups: the split stays leak-free and
+# differs from ``split_pairs``' only in that; it is left as it is.
 
 SIDES = ("train", "valid", "test")  # the codes 0, 1, 2 of ``split_groups``
 
@@ -271,24 +272,37 @@ class PairKeys:
     ``split_pairs`` groups by)."""
 
     pair: np.ndarray  # int64
+    pair_check: np.ndarray  # another hash of the pair, for collisions
     src: np.ndarray
     tgt: np.ndarray
 
 
 def hash_keys(pairs: Iterable[Pair]) -> PairKeys:
-    keys = {name: array("q") for name in ("pair", "src", "tgt")}
+    keys = {name: array("q") for name in ("pair", "pair_check", "src", "tgt")}
     for pair in pairs:
         src, tgt = normalize(pair.src), normalize(pair.tgt)
         keys["pair"].append(hash((src, tgt)))
+        # A string of its own: independent of the hashes of src and tgt.
+        keys["pair_check"].append(hash(f"{src}\t{tgt}"))
         keys["src"].append(hash(src.lower()))
         keys["tgt"].append(hash(tgt.lower()))
     return PairKeys(**{name: np.frombuffer(a, np.int64) for name, a in keys.items()})
 
 
-def first_occurrences(keys: np.ndarray) -> np.ndarray:
-    """True at the first pair of each key: ``deduplicate``'s choice."""
-    _, first = np.unique(keys, return_index=True)  # a stable sort: the first
+def first_occurrences(keys: np.ndarray, check: np.ndarray) -> np.ndarray:
+    """True at the first pair of each key: ``deduplicate``'s choice. Pairs
+    with one key and different ``check`` hashes are different pairs (a
+    64-bit collision); then the two hashes together are the key."""
     keep = np.zeros(len(keys), dtype=bool)
+    if not len(keys):
+        return keep
+    order = np.argsort(keys, kind="stable")  # stable: the first comes first
+    same_key = keys[order[1:]] == keys[order[:-1]]
+    if np.any(same_key & (check[order[1:]] != check[order[:-1]])):
+        both = np.stack([keys, check], axis=1)
+        _, first = np.unique(both, axis=0, return_index=True)
+    else:
+        first = order[np.concatenate([[True], ~same_key])]
     keep[first] = True
     return keep
 

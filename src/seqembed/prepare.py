@@ -54,7 +54,7 @@ def split_corpus(
     RUN/data; the number of pairs on each side.
 
     ``pairs`` (a list, or a ``Corpus`` read from its files) is streamed twice
-    and never held: once for three hashes a pair, from which the sides are
+    and never held: once for four hashes a pair, from which the sides are
     decided (the sides ``split_pairs(deduplicate(pairs))`` gives), then to
     write each pair into its side's file. With ``heldout`` ({"valid": ...,
     "test": ...}, the user's own split), ``pairs`` are the training pairs as
@@ -98,7 +98,7 @@ def _decide_sides(pairs: Iterator[Pair], config: Config) -> np.ndarray:
     """Each pair's side as a code into ``SIDES``, -1 for a duplicate."""
     keys = hash_keys(pairs)
     log.info("read %d pairs", len(keys.pair))
-    keep = first_occurrences(keys.pair)
+    keep = first_occurrences(keys.pair, keys.pair_check)
     n_unique = int(keep.sum())
     if n_unique < len(keep):
         log.info("removed %d duplicate pairs", len(keep) - n_unique)

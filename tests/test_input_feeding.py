@@ -112,12 +112,26 @@ def test_float32_fast_path_agrees_and_trains():
     assert loss.item() < 0.5 * first
 
 
-def test_bf16_autocast_and_two_layers_keep_the_step_loop():
+def test_two_layers_keep_the_step_loop():
     assert not make_model(num_layers=2).decoder.fast_input_feeding
+    assert make_model().decoder.fast_input_feeding
+
+
+def test_bf16_autocast_fast_path_agrees_with_the_step_loop():
+    """Under bf16 autocast the recurrence's products run in bf16: the loss
+    and gradients agree with autograd's step loop under the same autocast to
+    bf16's precision (and the fast path does not fall back to float32)."""
     model = make_model(torch.float32)
+    batch = random_batch(7, 16)
     with torch.autocast("cpu", torch.bfloat16):
-        assert not model.decoder.fast_input_feeding
-    assert model.decoder.fast_input_feeding
+        fast_loss, fast = loss_and_grads(model, batch, real_only=True)
+        loop_loss, loop = loss_and_grads(model, batch, real_only=False)
+    fp32_loss, fp32 = loss_and_grads(model, batch, real_only=True)
+    assert fast_loss == pytest.approx(loop_loss, rel=1e-2)
+    assert fast_loss != fp32_loss  # bf16 products were used
+    for name, grad in loop.items():
+        error = (fast[name] - grad).norm() / grad.norm()
+        assert error < 0.02, (name, float(error))
 
 
 @pytest.mark.parametrize("attention", ["none", "luong", "bahdanau"])

@@ -19,11 +19,22 @@ a hand-written backward pass, as cuDNN does for its RNNs:
 The maths is ``Decoder.step_output``'s for one LSTM layer, Luong attention
 and input feeding; tests/test_input_feeding.py checks outputs and every
 gradient against that step loop.
+
+Under bf16 autocast the matrix products (those autocast would run in bf16:
+the LSTM gates, the combine layer, their gradients) run in bf16 with fp32
+results, and everything else in fp32, as autocast does it for the step loop.
 """
 
 from __future__ import annotations
 
 import torch
+
+
+def _product(dtype: torch.dtype | None):
+    """``a @ b``; with ``dtype`` (bf16), both sides in it and a float32 result."""
+    if dtype is None:
+        return torch.mm
+    return lambda a, b: torch.mm(a.to(dtype), b.to(dtype)).float()
 
 
 class InputFeedingRecurrence(torch.autograd.Function):
@@ -35,10 +46,13 @@ class InputFeedingRecurrence(torch.autograd.Function):
     (B, S, H) and ``src_mask`` (B, S), with the batch sorted by target length,
     longest first; ``recurrent_weight`` (4H, 2H), the LSTM weights for [feed;
     h]; ``combine_weight`` (H, 2H); ``batch_sizes``, sentences still going at
-    each step. Output: the attentional vectors (N, H), packed like the input.
+    each step; ``product_dtype``, None or autocast's bf16 for the matrix
+    products. Output: the attentional vectors (N, H), packed like the input.
+    Under autocast the inputs come in as float32 and autocast is off inside.
     """
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)
     def forward(
         ctx,
         embedded_gates,
@@ -50,7 +64,11 @@ class InputFeedingRecurrence(torch.autograd.Function):
         recurrent_weight,
         combine_weight,
         batch_sizes: list[int],
+        product_dtype: torch.dtype | None = None,
     ):
+        mm = _product(product_dtype)
+        recurrent_t = recurrent_weight.t().to(product_dtype or recurrent_weight.dtype)
+        combine_t = combine_weight.t().to(product_dtype or combine_weight.dtype)
         n_total, four_h = embedded_gates.shape
         hidden = four_h // 4
         new = embedded_gates.new_empty
@@ -65,17 +83,19 @@ class InputFeedingRecurrence(torch.autograd.Function):
         h, c = h0.clone(), c0.clone()
         feed = h0.new_zeros(h0.shape)
         not_source = ~src_mask
-        recurrent_t, combine_t = recurrent_weight.t(), combine_weight.t()
         start = 0
         for n in batch_sizes:
             rows = slice(start, start + n)
             x = torch.cat([feed[:n], h[:n]], dim=1, out=step_inputs[rows])
-            gates = torch.addmm(embedded_gates[rows], x, recurrent_t)
+            if product_dtype is None:
+                gates = torch.addmm(embedded_gates[rows], x, recurrent_t)
+            else:
+                gates = embedded_gates[rows] + mm(x, recurrent_t)
             act = activations[rows]
             torch.sigmoid(gates, out=act)
             torch.tanh(
                 gates[:, 2 * hidden : 3 * hidden], out=act[:, 2 * hidden : 3 * hidden]
-            )  # noqa: E501
+            )
             i, f, g, o = act.chunk(4, dim=1)
             cells_before[rows] = c[:n]
             c_t = torch.addcmul(f * c[:n], i, g)
@@ -87,7 +107,7 @@ class InputFeedingRecurrence(torch.autograd.Function):
             weights = attention[rows]
             context = torch.bmm(weights.unsqueeze(1), memory[:n]).squeeze(1)
             combined_inputs[rows][:, hidden:] = context
-            out = torch.tanh(combined_inputs[rows] @ combine_t, out=outputs[rows])
+            out = torch.tanh(mm(combined_inputs[rows], combine_t), out=outputs[rows])
             h[:n], c[:n], feed[:n] = h_t, c_t, out
             start += n
         ctx.save_for_backward(
@@ -104,9 +124,11 @@ class InputFeedingRecurrence(torch.autograd.Function):
             combine_weight,
         )
         ctx.batch_sizes = batch_sizes
+        ctx.product_dtype = product_dtype
         return outputs
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_outputs):
         (
             step_inputs,
@@ -122,6 +144,9 @@ class InputFeedingRecurrence(torch.autograd.Function):
             combine_weight,
         ) = ctx.saved_tensors
         batch_sizes = ctx.batch_sizes
+        mm = _product(ctx.product_dtype)
+        recurrent = recurrent_weight.to(ctx.product_dtype or recurrent_weight.dtype)
+        combine = combine_weight.to(ctx.product_dtype or combine_weight.dtype)
         hidden = outputs.size(1)
         batch = keys.size(0)
         grad_gates = torch.empty_like(activations)
@@ -144,7 +169,7 @@ class InputFeedingRecurrence(torch.autograd.Function):
                 1 - out * out,
                 out=grad_combine_in[rows],
             )
-            d_combined = d_pre @ combine_weight  # (n, 2H)
+            d_combined = mm(d_pre, combine)  # (n, 2H)
             d_h = d_combined[:, :hidden] + grad_h[:n]
             d_context = d_combined[:, hidden:]
             # context = weights @ memory;  weights = softmax(keys @ h)
@@ -167,13 +192,13 @@ class InputFeedingRecurrence(torch.autograd.Function):
             torch.mul(d_c * cells_before[rows], f * (1 - f), out=d_f)
             torch.mul(d_c * i, 1 - g * g, out=d_g)
             torch.mul(d_h * tanh_c, o * (1 - o), out=d_o)
-            d_x = d_gates @ recurrent_weight  # (n, 2H): [feed_{t-1}; h_{t-1}]
+            d_x = mm(d_gates, recurrent)  # (n, 2H): [feed_{t-1}; h_{t-1}]
             grad_feed[:n] = d_x[:, :hidden]
             grad_h[:n] = d_x[:, hidden:]
             grad_c[:n] = d_c * f
         # The weight gradients, each one product over all positions.
-        grad_recurrent = grad_gates.t() @ step_inputs
-        grad_combine = grad_combine_in.t() @ combined_inputs
+        grad_recurrent = mm(grad_gates.t(), step_inputs)
+        grad_combine = mm(grad_combine_in.t(), combined_inputs)
         return (
             grad_gates,
             grad_h,
@@ -183,5 +208,6 @@ class InputFeedingRecurrence(torch.autograd.Function):
             None,
             grad_recurrent,
             grad_combine,
+            None,
             None,
         )

@@ -224,12 +224,8 @@ class Decoder(nn.Module):
     @property
     def fast_input_feeding(self) -> bool:
         """True when teacher-forced training can use ``InputFeedingRecurrence``
-        (one LSTM layer, fp32; bf16 autocast keeps the step loop)."""
-        return (
-            self.input_feed
-            and self.lstm.num_layers == 1
-            and not torch.is_autocast_enabled("cpu")
-        )
+        (one LSTM layer)."""
+        return self.input_feed and self.lstm.num_layers == 1
 
     def forward_input_feeding(
         self, tgt_in, tgt_lengths, state: DecoderState, source: EncodedSource
@@ -240,7 +236,7 @@ class Decoder(nn.Module):
         packed = pack_padded_sequence(
             tgt_in, tgt_lengths, batch_first=True, enforce_sorted=False
         )
-        order = packed.sorted_indices
+        order, device = packed.sorted_indices, tgt_in.device.type
         embedded = self.dropout(self.embedding(packed.data))  # (N, emb)
         lstm, emb = self.lstm, embedded.size(1)
         weight_ih = lstm.weight_ih_l0
@@ -258,6 +254,10 @@ class Decoder(nn.Module):
             torch.cat([weight_ih[:, emb:], lstm.weight_hh_l0], dim=1),
             self.combine.weight,
             packed.batch_sizes.tolist(),
+            # bf16 autocast: the recurrence's matrix products in bf16 too
+            torch.get_autocast_dtype(device)
+            if torch.is_autocast_enabled(device)
+            else None,
         )
         return self.output_projection(self.dropout(outputs)), packed
 

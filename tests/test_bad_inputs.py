@@ -527,8 +527,11 @@ def test_attention_odd_sentences(cli, tmp_path, builtin_run):
     for text in ("", "   "):
         outcome = cli("attention", builtin_run, text, "--out", out)
         assert_one_line_error(outcome, "nothing to translate")
+    emoji = cli("attention", builtin_run, "完全未知的词🙃", "--out", out)
+    assert_works(emoji)  # a character no font has: one plain line, no traceback
+    assert "no glyph for 🙃 in " in emoji.err + emoji.log
+    assert "UserWarning" not in emoji.err + emoji.log
     for text in (
-        "完全未知的词🙃",
         "？！……",
         "我愛語言",
         "我用Python写代码",

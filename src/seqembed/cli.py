@@ -604,6 +604,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _missing_glyphs_as_log_lines() -> None:
+    """matplotlib warns with a source line and its repr of the character
+    ("Glyph 128579 (\\N{UPSIDE-DOWN FACE}) missing from font(s) ..."); a user
+    gets one plain line instead. Other warnings are shown as Python shows them."""
+    import re
+    import warnings
+
+    glyph = re.compile(r"Glyph (\d+) \(.*\) missing from font\(s\) (.*?)\.?$")
+    show = warnings.showwarning
+    if getattr(show, "seqembed", False):  # main() ran before in this process
+        return
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        found = glyph.match(str(message))
+        if found is None:
+            return show(message, category, filename, lineno, file, line)
+        character, fonts = chr(int(found.group(1))), found.group(2)
+        log.warning("no glyph for %s in %s: drawn as an empty box", character, fonts)
+
+    showwarning.seqembed = True
+    warnings.showwarning = showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
@@ -623,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
         format="seqembed: %(message)s",
         stream=sys.stderr,
     )
+    _missing_glyphs_as_log_lines()
     if getattr(args, "url", "unset") is None:
         from seqembed.download import DEFAULT_TATOEBA_URL
 

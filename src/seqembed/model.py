@@ -228,14 +228,18 @@ class Decoder(nn.Module):
         return self.input_feed and self.lstm.num_layers == 1
 
     def forward_input_feeding(
-        self, tgt_in, tgt_lengths, state: DecoderState, source: EncodedSource
+        self, tgt_in, tgt_out, state: DecoderState, source: EncodedSource
     ):
         """Teacher forcing with input feeding (``InputFeedingRecurrence``):
-        returns logits (N, V) of the N real target positions, packed
-        time-major with the batch sorted by ``tgt_lengths``, and that packing."""
+        returns logits (N, V) and targets (N,) of the N real target positions,
+        packed time-major with the batch sorted by target length."""
+        lengths = (tgt_out != PAD).sum(dim=1).cpu()
         packed = pack_padded_sequence(
-            tgt_in, tgt_lengths, batch_first=True, enforce_sorted=False
+            tgt_in, lengths, batch_first=True, enforce_sorted=False
         )
+        targets = pack_padded_sequence(
+            tgt_out, lengths, batch_first=True, enforce_sorted=False
+        ).data
         order, device = packed.sorted_indices, tgt_in.device.type
         embedded = self.dropout(self.embedding(packed.data))  # (N, emb)
         lstm, emb = self.lstm, embedded.size(1)
@@ -259,7 +263,7 @@ class Decoder(nn.Module):
             if torch.is_autocast_enabled(device)
             else None,
         )
-        return self.output_projection(self.dropout(outputs)), packed
+        return self.output_projection(self.dropout(outputs)), targets
 
     def _lstm_step(self, x, h, c):
         """One time step of ``self.lstm`` with its own weights, through
@@ -386,14 +390,7 @@ class Seq2Seq(nn.Module):
             and tgt_out is not None
             and decoder.fast_input_feeding
         ):
-            lengths = (tgt_out != PAD).sum(dim=1).cpu()
-            logits, packed = decoder.forward_input_feeding(
-                tgt_in, lengths, state, source
-            )
-            targets = pack_padded_sequence(
-                tgt_out, lengths, batch_first=True, enforce_sorted=False
-            ).data
-            return logits, targets
+            return decoder.forward_input_feeding(tgt_in, tgt_out, state, source)
         if teacher_forcing >= 1.0:
             if decoder.parallel_over_time:
                 hidden = decoder.hidden_parallel(tgt_in, state, source)

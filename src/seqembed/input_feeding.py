@@ -67,8 +67,10 @@ class InputFeedingRecurrence(torch.autograd.Function):
         product_dtype: torch.dtype | None = None,
     ):
         mm = _product(product_dtype)
-        recurrent_t = recurrent_weight.t().to(product_dtype or recurrent_weight.dtype)
-        combine_t = combine_weight.t().to(product_dtype or combine_weight.dtype)
+        # The weights in the products' dtype, cast once for forward and backward.
+        recurrent = recurrent_weight.to(product_dtype or recurrent_weight.dtype)
+        combine = combine_weight.to(product_dtype or combine_weight.dtype)
+        recurrent_t, combine_t = recurrent.t(), combine.t()
         n_total, four_h = embedded_gates.shape
         hidden = four_h // 4
         new = embedded_gates.new_empty
@@ -120,8 +122,8 @@ class InputFeedingRecurrence(torch.autograd.Function):
             outputs,
             keys,
             memory,
-            recurrent_weight,
-            combine_weight,
+            recurrent,
+            combine,
         )
         ctx.batch_sizes = batch_sizes
         ctx.product_dtype = product_dtype
@@ -140,13 +142,11 @@ class InputFeedingRecurrence(torch.autograd.Function):
             outputs,
             keys,
             memory,
-            recurrent_weight,
-            combine_weight,
+            recurrent,
+            combine,
         ) = ctx.saved_tensors
         batch_sizes = ctx.batch_sizes
         mm = _product(ctx.product_dtype)
-        recurrent = recurrent_weight.to(ctx.product_dtype or recurrent_weight.dtype)
-        combine = combine_weight.to(ctx.product_dtype or combine_weight.dtype)
         hidden = outputs.size(1)
         batch = keys.size(0)
         grad_gates = torch.empty_like(activations)

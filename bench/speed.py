@@ -35,6 +35,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from seqembed import onednn  # noqa: E402
 from seqembed.config import load_config  # noqa: E402
 from seqembed.corpus import SkipCounts, read_tsv  # noqa: E402
 from seqembed.data import collate, epoch_batches  # noqa: E402
@@ -54,13 +55,22 @@ MATCHED = [
 ]  # fmt: skip
 
 
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 20) -> float:
+def matmul_gflops(
+    dtype: torch.dtype, n: int = 2048, repeats: int = 20, library: str = "mkl"
+) -> float:
+    """The rate of an n x n x n product: torch.mm (MKL), or with library
+    "onednn" oneDNN with the weight reordered in advance (onednn.py)."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    if library == "onednn":
+        packed = onednn.reorder(b, n)
+        run = lambda: onednn.product(a, packed)  # noqa: E731
+    else:
+        run = lambda: a @ b  # noqa: E731
     for _ in range(3):
-        a @ b
+        run()
     started = time.perf_counter()
     for _ in range(repeats):
-        a @ b
+        run()
     return 2 * n**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
@@ -119,19 +129,22 @@ def input_feeding_gemms(batch, emb: int, hidden: int, vocab: int) -> list[tuple]
 
 def gemm_seconds(shapes: list[tuple], cache: dict) -> float:
     """Time of these products at this machine's measured rate for each shape
-    (torch.mm on random fp32 matrices, best of 3): a lower bound for a step
-    that does nothing but its matrix products."""
+    (random fp32 matrices, best of 3, with torch.mm or oneDNN with the second
+    matrix reordered in advance, whichever is faster): a lower bound for a
+    step that does nothing but its matrix products."""
     total = 0.0
     for shape in shapes:
         if shape not in cache:
             m, k, n = shape
             a, b = torch.randn(m, k), torch.randn(k, n)
-            a @ b
+            packed = onednn.reorder(b.t(), m)
             best = float("inf")
-            for _ in range(3):
-                started = time.perf_counter()
-                a @ b
-                best = min(best, time.perf_counter() - started)
+            for run, right in ((torch.mm, b), (onednn.product, packed)):
+                run(a, right)
+                for _ in range(3):
+                    started = time.perf_counter()
+                    run(a, right)
+                    best = min(best, time.perf_counter() - started)
             cache[shape] = best
         total += cache[shape]
     return total
@@ -167,6 +180,7 @@ def measure_training(
     for i, index in enumerate(batches[: steps + warmup]):
         if i == warmup:
             started = time.perf_counter()
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         batch = collate([src[j] for j in index], [tgt[j] for j in index])
         train_step(model, batch, session.optimizer, criterion, config)
         if i >= warmup:
@@ -175,7 +189,9 @@ def measure_training(
             src_tokens += batch.n_src_tokens
             flops += training_flops(batch, 256, 512, vocab, input_feed)
     seconds = time.perf_counter() - started
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     result = {
+        "faults_per_step": faults / steps,
         "tgt_tok_s": tgt_tokens / seconds,
         "all_tok_s": (tgt_tokens + src_tokens) / seconds,
         "gflops": flops / seconds / 1e9,
@@ -297,8 +313,13 @@ def main() -> int:
         print(f"Tatoeba TSV not found: {args.tsv}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
-    print(f"matmul, {args.threads} threads: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f}")
+    fp32_mkl = matmul_gflops(torch.float32)
+    fp32_dnn = matmul_gflops(torch.float32, library="onednn")
+    fp32, bf16 = max(fp32_mkl, fp32_dnn), matmul_gflops(torch.bfloat16)
+    print(f"matmul 2048x2048x2048, {args.threads} threads: fp32 {fp32_mkl:.0f} "
+          f"GFLOP/s with torch.mm (MKL), {fp32_dnn:.0f} with oneDNN (weight "
+          f"reordered), bf16 {bf16:.0f}; fractions below are of the fp32 "
+          f"{fp32:.0f}")  # fmt: skip
 
     onmt = opennmt_tgt_tokens_per_s(args.onmt_log) if args.onmt_log else None
     if onmt:
@@ -317,8 +338,9 @@ def main() -> int:
               "of 64 sentences:")  # fmt: skip
         print("| input feeding | precision | tgt tok/s | src+tgt tok/s "
               "| MFLOP/tgt token | GFLOP/s | of fp32 matmul rate "
-              "| matrix products alone, tgt tok/s | vs OpenNMT-py |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|")
+              "| matrix products alone, tgt tok/s | vs OpenNMT-py "
+              "| page faults/step |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for input_feed in (False, True):
             for precision in args.precisions:
                 m = measure_training(
@@ -335,7 +357,8 @@ def main() -> int:
                 print(f"| {'yes' if input_feed else 'no'} | {precision} "
                       f"| {m['tgt_tok_s']:,.0f} | {m['all_tok_s']:,.0f} "
                       f"| {m['mflop_per_tgt_token']:.1f} | {m['gflops']:.0f} "
-                      f"| {m['gflops'] / fp32:.0%} | {floor} | {ratio} |",
+                      f"| {m['gflops'] / fp32:.0%} | {floor} | {ratio} "
+                      f"| {m['faults_per_step']:,.0f} |",
                       flush=True)  # fmt: skip
 
     if args.run:

@@ -20,7 +20,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from seqembed import distributed
+from seqembed import allocator, distributed
 from seqembed.checkpoint import (
     load_checkpoint,
     load_latest_checkpoint,
@@ -291,6 +291,7 @@ def start_session(
     random.seed(config.train.seed)
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
+    allocator.keep_freed_memory()
 
     if checkpoint is not None:
         subwords = from_state(checkpoint)

@@ -1,0 +1,72 @@
+"""oneDNN products with reordered weights, and the allocator setting."""
+
+import platform
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from seqembed import onednn
+
+needs_onednn = pytest.mark.skipif(
+    not onednn.available(), reason="no oneDNN in this build"
+)
+
+
+@needs_onednn
+@pytest.mark.parametrize("rows", [64, 63, 17, 1, 320])
+def test_reordered_product_equals_matmul(rows):
+    torch.manual_seed(rows)
+    weight = torch.randn(2048, 1024) / 32
+    x, add = torch.randn(rows, 1024), torch.randn(rows, 2048)
+    packed = onednn.reorder(weight, 64)
+    assert packed.is_mkldnn  # the oneDNN path ran, not the fallback
+    expected = x @ weight.t()
+    torch.testing.assert_close(
+        onednn.product(x, packed), expected, rtol=1e-5, atol=1e-5
+    )
+    torch.testing.assert_close(
+        onednn.product(x, packed, add=add), expected + add, rtol=1e-5, atol=1e-5
+    )
+    torch.testing.assert_close(
+        onednn.product(x, packed, activation="tanh"),
+        torch.tanh(expected),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+@needs_onednn
+def test_transposed_and_sliced_weights_are_reordered_correctly():
+    torch.manual_seed(0)
+    full = torch.randn(512, 1280)
+    for weight in (full[:, :256], full.t()):  # strided views
+        x = torch.randn(40, weight.size(1))
+        packed = onednn.reorder(weight, 40)
+        torch.testing.assert_close(
+            onednn.product(x, packed), x @ weight.t(), rtol=1e-5, atol=1e-4
+        )
+
+
+def test_other_dtypes_fall_back_to_plain_products():
+    x, weight = (
+        torch.randn(5, 8, dtype=torch.float64),
+        torch.randn(3, 8, dtype=torch.float64),
+    )
+    packed = onednn.reorder(weight, 5)
+    assert packed is weight
+    assert torch.equal(onednn.product(x, packed), x @ weight.t())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not onednn.applies(torch.randn(2, 2))
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_malloc_thresholds_are_set_in_a_fresh_process():
+    # mallopt returns 0 for a parameter glibc does not know; the effect on a
+    # training's page faults is printed by bench/speed.py.
+    code = "from seqembed import allocator; print(allocator.keep_freed_memory())"
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.strip() == "True"

@@ -211,19 +211,24 @@ def measure_training(
 def decoding_flops(translator, tokens, beam: int, batch_size: int) -> tuple:
     """Decode ``tokens`` and count the matmul FLOPs done: the encoder per
     source token, and per decoder row-step (one sentence, or one beam
-    hypothesis, for one step; counted by a hook on the output projection)
+    hypothesis, for one step; counted by wrapping the decoder's step)
     the LSTM, attention, combine layer and output projection."""
     model, config = translator.model, translator.config.model
     emb, hidden, half = config.emb_size, config.hidden_size, config.hidden_size // 2
     vocab = model.decoder.output_projection.out_features
     rows = []
-    hook = model.decoder.output_projection.register_forward_hook(
-        lambda module, inputs, output: rows.append(inputs[0].shape[0])
-    )
+    decoder = model.decoder
+    step = decoder.step
+
+    def counted_step(tokens, *args, **kwargs):
+        rows.append(tokens.size(0))
+        return step(tokens, *args, **kwargs)
+
+    decoder.step = counted_step
     started = time.perf_counter()
     translator.translate_tokens(tokens, beam_size=beam, batch_size=batch_size)
     seconds = time.perf_counter() - started
-    hook.remove()
+    del decoder.step
     src_tokens = sum(len(t) for t in tokens)
     mean_src = src_tokens / len(tokens)
     lstm_in = emb + (hidden if model.decoder.input_feed else 0)

@@ -1,9 +1,11 @@
 import torch
 
+from seqembed import onednn
 from seqembed.data import collate
 from seqembed.decoding import beam_search, greedy_decode
 from seqembed.evaluation import Translator
 from seqembed.training import read_splits
+from seqembed.vocab import SOS
 
 
 def encoded_test_batch(translator, run_dir, n=24):
@@ -28,8 +30,13 @@ def test_beam_finds_at_least_greedy_probability(builtin_run):
     batch = encoded_test_batch(translator, builtin_run)
     greedy = greedy_decode(translator.model, batch.src, batch.src_lengths, 30)
     beam = beam_search(translator.model, batch.src, batch.src_lengths, 5, 30, alpha=0.0)
-    for g, b in zip(greedy, beam):
-        assert b.score >= g.score - 1e-4
+    # Not a guarantee per sentence: the greedy prefix can fall out of the K
+    # best, and a sentence ends once K hypotheses have ended, so beam search
+    # occasionally returns less than greedy's probability. On the whole it
+    # finds more.
+    at_least = [b.score >= g.score - 1e-4 for g, b in zip(greedy, beam)]
+    assert sum(at_least) >= 0.9 * len(at_least)
+    assert sum(b.score for b in beam) > sum(g.score for g in greedy)
 
 
 def test_batched_beam_equals_one_sentence_at_a_time(builtin_run):
@@ -66,3 +73,40 @@ def test_bf16_decoding_agrees_with_fp32_on_training_sentences(builtin_run):
     bf16 = Translator.from_checkpoint(builtin_run, precision="bf16")
     same = sum(a == b for a, b in zip(fp32, bf16.translate(sentences, beam_size=3)))
     assert same >= 32  # bfloat16 keeps 8 bits of mantissa: near-ties may flip
+
+
+def test_reordered_decoding_weights_translate_as_the_plain_step(builtin_run):
+    translator = Translator.from_checkpoint(builtin_run)
+    model, decoder = translator.model, translator.model.decoder
+    batch = encoded_test_batch(translator, builtin_run)
+    packed = decoder.decoding_weights(batch.src.size(0))
+    if not onednn.available():
+        assert packed is None
+        return
+    assert packed.output.is_mkldnn
+    with torch.no_grad():
+        source, state = model.encode(batch.src, batch.src_lengths)
+        tokens = torch.full((batch.src.size(0),), SOS)
+        for _ in range(4):
+            plain, plain_state, _ = decoder.step(tokens, state, source)
+            fast, fast_state, _ = decoder.step(tokens, state, source, packed)
+            torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-4)
+            for a, b in zip(fast_state, plain_state):
+                if a is not None:
+                    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+            tokens, state = plain.argmax(-1), plain_state
+    results = {}
+    for name, weights in (("fast", decoder.decoding_weights), ("plain", None)):
+        if weights is None:
+            decoder.decoding_weights = lambda rows: None  # the plain step
+        results[name] = [
+            [h.tokens for h in greedy_decode(model, batch.src, batch.src_lengths, 30)],
+            [h.tokens for h in beam_search(model, batch.src, batch.src_lengths, 4, 30)],
+        ]
+    del decoder.decoding_weights
+    assert results["fast"] == results["plain"]
+    # training, and bf16 autocast, keep the plain step
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert decoder.decoding_weights(8) is None
+    decoder.train()
+    assert decoder.decoding_weights(8) is None

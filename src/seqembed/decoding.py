@@ -46,8 +46,9 @@ def greedy_decode(
     output = torch.full((batch, max_len), EOS, dtype=torch.long, device=device)
     scores = torch.zeros(batch, device=device)
     attention = torch.zeros(batch, max_len, src.size(1)) if keep_attention else None
+    packed = model.decoder.decoding_weights(batch)
     for step in range(max_len):
-        logits, state, weights = model.decoder.step(tokens, state, source)
+        logits, state, weights = model.decoder.step(tokens, state, source, packed)
         logits = logits.float()
         # log_softmax's maximum, without writing out log_softmax (B, V)
         best, tokens = logits.max(dim=-1)  # (alive,)
@@ -99,6 +100,11 @@ def beam_search(
     """
     batch, k, device = src.size(0), beam_size, src.device
     source, state = model.encode(src, src_lengths)
+    packed = model.decoder.decoding_weights(batch * k)
+    # Step 0 is the same for the K beams of a sentence (<SOS> from the
+    # encoder's state): it runs once per sentence and each beam gets a copy.
+    sos = torch.full((batch,), SOS, dtype=torch.long, device=device)
+    first_logits, state, _ = model.decoder.step(sos, state, source, packed)
     rows = torch.arange(batch, device=device).repeat_interleave(k)  # (B*K,)
     source = source.index_select(rows)
     state = reorder_state(state, rows)
@@ -107,14 +113,17 @@ def beam_search(
     # Only the first beam of each sentence is live at the start.
     scores = torch.full((batch, k), float("-inf"), device=device)
     scores[:, 0] = 0.0
-    tokens = torch.full((batch * k,), SOS, dtype=torch.long, device=device)
+    tokens = sos  # each beam's last word, from step 1 on
     history = torch.empty((batch * k, 0), dtype=torch.long, device=device)
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
     beam_offsets = torch.arange(k, device=device)
 
     for step in range(max_len):
         n = len(active)
-        logits, state, _ = model.decoder.step(tokens, state, source)
+        if step == 0:
+            logits = first_logits.index_select(0, rows)
+        else:
+            logits, state, _ = model.decoder.step(tokens, state, source, packed)
         logits = logits.float()  # (n*K, V)
         vocab = logits.size(-1)
         # The best 2K of a sentence's K*V continuations are among the best 2K

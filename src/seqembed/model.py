@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqembed import onednn
 from seqembed.config import ModelConfig
 from seqembed.input_feeding import InputFeedingRecurrence
 from seqembed.vocab import PAD
@@ -136,6 +137,17 @@ class EncodedSource:
             None if self.keys is None else self.keys.index_select(0, index),
             self.src_mask.index_select(0, index),
         )
+
+
+@dataclass
+class DecodingWeights:
+    """The decoder's weights reordered once for oneDNN (onednn.py), for
+    translating: every step multiplies the same weights with a few hundred
+    rows (sentences x beam), 1.3-1.8x faster than torch.mm on this CPU."""
+
+    lstm: list[tuple[torch.Tensor, torch.Tensor]]  # a layer's [W_ih W_hh], bias
+    combine: torch.Tensor | None
+    output: torch.Tensor
 
 
 def reorder_state(state: DecoderState, index: torch.Tensor) -> DecoderState:
@@ -287,15 +299,74 @@ class Decoder(nn.Module):
             x = h_l
         return x, (torch.stack(new_h), torch.stack(new_c))
 
-    def step(self, tokens, state: DecoderState, source: EncodedSource):
-        """One step for a batch of previous tokens (B,).
+    def decoding_weights(self, rows: int) -> DecodingWeights | None:
+        """``step``'s weights reordered for products of about ``rows`` rows,
+        or None where oneDNN does not apply (training, bf16, another device):
+        ``step`` then runs as it always does."""
+        if self.training or not onednn.applies(self.output_projection.weight):
+            return None
+        lstm, layers = self.lstm, []
+        for layer in range(lstm.num_layers):
+            weight = torch.cat(
+                [
+                    getattr(lstm, f"weight_ih_l{layer}"),
+                    getattr(lstm, f"weight_hh_l{layer}"),
+                ],
+                dim=1,
+            )
+            bias = getattr(lstm, f"bias_ih_l{layer}") + getattr(
+                lstm, f"bias_hh_l{layer}"
+            )
+            layers.append((onednn.reorder(weight, rows), bias.detach()))
+        combine = None
+        if self.attention is not None:
+            combine = onednn.reorder(self.combine.weight, rows)
+        output = onednn.reorder(self.output_projection.weight, rows)
+        return DecodingWeights(layers, combine, output)
+
+    def _packed_lstm_step(self, x, h, c, layers):
+        """One step of ``self.lstm`` (eval mode) with ``decoding_weights``:
+        the gates of [x; h] in one product, then PyTorch's LSTM cell."""
+        new_h, new_c = [], []
+        for layer, (weight, bias) in enumerate(layers):
+            gates = onednn.product(torch.cat([x, h[layer]], dim=1), weight, bias)
+            hidden = gates.size(1) // 4
+            act = torch.sigmoid(gates)  # i, f, o (g is overwritten next)
+            torch.tanh(
+                gates[:, 2 * hidden : 3 * hidden], out=act[:, 2 * hidden : 3 * hidden]
+            )
+            i, f, g, o = act.chunk(4, dim=1)
+            c_l = torch.addcmul(f * c[layer], i, g)
+            x = o * torch.tanh(c_l)
+            new_h.append(x)
+            new_c.append(c_l)
+        return x, (torch.stack(new_h), torch.stack(new_c))
+
+    def step(
+        self,
+        tokens,
+        state: DecoderState,
+        source: EncodedSource,
+        packed: DecodingWeights | None = None,
+    ):
+        """One step for a batch of previous tokens (B,); ``packed`` from
+        ``decoding_weights`` for speed (same results within float rounding).
 
         Returns logits (B, V), the new state, and attention weights (B, S) or None.
         """
-        output, state, weights = self.step_output(tokens, state, source)
+        output, state, weights = self.step_output(tokens, state, source, packed)
+        if packed is not None:  # eval mode: no dropout
+            bias = self.output_projection.bias
+            return onednn.product(output, packed.output, bias), state, weights
         return self.output_projection(self.dropout(output)), state, weights
 
-    def step_output(self, tokens, state: DecoderState, source: EncodedSource):
+    def step_output(
+        self,
+        tokens,
+        state: DecoderState,
+        source: EncodedSource,
+        packed: DecodingWeights | None = None,
+    ):
         """``step`` before the output projection: the (attentional) hidden
         vector (B, H), so teacher-forced training can project all steps in one
         matrix multiplication."""
@@ -310,7 +381,12 @@ class Decoder(nn.Module):
             embedded = torch.cat([embedded, context], dim=-1)
         elif self.input_feed:
             embedded = torch.cat([embedded, feed.unsqueeze(1)], dim=-1)
-        if torch.is_grad_enabled():
+        if packed is not None:
+            output, (h, c) = self._packed_lstm_step(
+                embedded.squeeze(1), h, c, packed.lstm
+            )
+            output = output.unsqueeze(1)  # (B, 1, H)
+        elif torch.is_grad_enabled():
             output, (h, c) = self._lstm_step(embedded.squeeze(1), h, c)
             output = output.unsqueeze(1)  # (B, 1, H)
         else:
@@ -321,8 +397,12 @@ class Decoder(nn.Module):
                 output, source.keys, source.memory, source.src_mask
             )
         if self.attention is not None:
-            output = torch.tanh(self.combine(torch.cat([output, context], dim=-1)))
-        output = output.squeeze(1)  # (B, H)
+            joined = torch.cat([output, context], dim=-1)
+            if packed is not None:
+                output = onednn.product(joined.squeeze(1), packed.combine, None, "tanh")
+            else:
+                output = torch.tanh(self.combine(joined))
+        output = output.reshape(output.size(0), -1)  # (B, H)
         new_feed = output if self.input_feed else None
         return output, (h, c, new_feed), None if weights is None else weights.squeeze(1)
 

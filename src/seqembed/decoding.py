@@ -22,6 +22,13 @@ class Hypothesis:
     attention: torch.Tensor | None = None  # (len(tokens) + 1, S) when available
 
 
+def _logsumexp_(logits: torch.Tensor, row_max: torch.Tensor) -> torch.Tensor:
+    """logsumexp over each row (rows, 1), given each row's maximum (rows, 1)
+    from the topk or max already taken: in place, so ``logits`` is lost; a
+    pass and a (rows, V) buffer fewer than torch.logsumexp."""
+    return logits.sub_(row_max).exp_().sum(dim=-1, keepdim=True).log_().add_(row_max)
+
+
 def max_output_length(src_lengths: torch.Tensor, a: float, b: int) -> int:
     return int(a * int(src_lengths.max()) + b)
 
@@ -52,7 +59,7 @@ def greedy_decode(
         logits = logits.float()
         # log_softmax's maximum, without writing out log_softmax (B, V)
         best, tokens = logits.max(dim=-1)  # (alive,)
-        best = best - torch.logsumexp(logits, dim=-1)
+        best = best - _logsumexp_(logits, best.unsqueeze(1)).squeeze(1)
         output[alive, step] = tokens
         scores[alive] += best
         if attention is not None and weights is not None:
@@ -106,8 +113,7 @@ def beam_search(
     sos = torch.full((batch,), SOS, dtype=torch.long, device=device)
     first_logits, state, _ = model.decoder.step(sos, state, source, packed)
     rows = torch.arange(batch, device=device).repeat_interleave(k)  # (B*K,)
-    source = source.index_select(rows)
-    state = reorder_state(state, rows)
+    state = reorder_state(state, rows)  # the source stays one row a sentence
 
     active = list(range(batch))  # the sentence of each block of K rows
     # Only the first beam of each sentence is live at the start.
@@ -116,7 +122,6 @@ def beam_search(
     tokens = sos  # each beam's last word, from step 1 on
     history = torch.empty((batch * k, 0), dtype=torch.long, device=device)
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
-    beam_offsets = torch.arange(k, device=device)
 
     for step in range(max_len):
         n = len(active)
@@ -131,7 +136,7 @@ def beam_search(
         # those are scored: no (n*K, V) log_softmax or sum is written out.
         width = min(2 * k, vocab)
         row_logits, row_words = logits.topk(width, dim=-1)  # (n*K, 2K)
-        row_scores = row_logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+        row_scores = row_logits - _logsumexp_(logits, row_logits[:, :1])
         candidates = (scores.view(-1, 1) + row_scores).view(n, k * width)
         top_scores, top_ids = candidates.topk(min(2 * k, k * width), dim=-1)
         top_beams = top_ids // width  # (n, 2K)
@@ -141,14 +146,18 @@ def beam_search(
         # Record finished hypotheses, best first, up to K per sentence.
         last = step == max_len - 1
         ending = is_eos[:, :k] | last
-        for b, j in ending.nonzero().tolist():
+        ends = ending.nonzero().tolist()
+        if ends:  # Python lists: indexing a tensor per hypothesis costs more
+            end_scores, end_beams = top_scores.tolist(), top_beams.tolist()
+            end_words, end_eos = top_words.tolist(), is_eos.tolist()
+        for b, j in ends:
             sentence = active[b]
-            if len(finished[sentence]) >= k or top_scores[b, j] == float("-inf"):
+            if len(finished[sentence]) >= k or end_scores[b][j] == float("-inf"):
                 continue
-            words = history[b * k + top_beams[b, j]].tolist()
-            if not is_eos[b, j]:
-                words.append(int(top_words[b, j]))
-            penalised = float(top_scores[b, j]) / length_penalty(len(words) + 1, alpha)
+            words = history[b * k + end_beams[b][j]].tolist()
+            if not end_eos[b][j]:
+                words.append(end_words[b][j])
+            penalised = end_scores[b][j] / length_penalty(len(words) + 1, alpha)
             finished[sentence].append((penalised, words))
         searching = [len(finished[sentence]) < k for sentence in active]
         if last or not any(searching):
@@ -168,9 +177,7 @@ def beam_search(
                 words[keep],
                 parents[keep],
             )
-            source = source.index_select(
-                (keep.unsqueeze(1) * k + beam_offsets).view(-1)
-            )
+            source = source.index_select(keep)
         parents = parents.view(-1)
         history = torch.cat([history[parents], words.view(-1, 1)], dim=1)
         state = reorder_state(state, parents)

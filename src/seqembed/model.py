@@ -72,6 +72,14 @@ class Encoder(nn.Module):
         return torch.cat([state[:, 0], state[:, 1]], dim=-1)
 
 
+def _by_sentence(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """query (B*G, T, H) as (B, G*T, H): beam search's G = K hypotheses of a
+    sentence (consecutive rows) attend to the sentence's one copy of the
+    source, so it is neither copied K times nor re-copied as beams move."""
+    rows, steps, hidden = query.shape
+    return query.reshape(keys.size(0), rows // keys.size(0) * steps, hidden)
+
+
 class LuongAttention(nn.Module):
     """Luong, Pham & Manning 2015, eq. (8), global attention.
 
@@ -91,11 +99,13 @@ class LuongAttention(nn.Module):
         return self.key(memory) if self.key is not None else memory
 
     def forward(self, query, keys, memory, src_mask):
-        # query (B, T, H); keys, memory (B, S, H); src_mask (B, S), True = word
-        scores = torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
+        # query (B*G, T, H); keys, memory (B, S, H); src_mask (B, S), True = word
+        rows, steps, _ = query.shape
+        scores = torch.bmm(_by_sentence(query, keys), keys.transpose(1, 2))
         scores = scores.masked_fill(~src_mask.unsqueeze(1), float("-inf"))
-        weights = F.softmax(scores, dim=-1)  # (B, T, S)
-        return torch.bmm(weights, memory), weights  # (B, T, H), (B, T, S)
+        weights = F.softmax(scores, dim=-1)  # (B, G*T, S)
+        context = torch.bmm(weights, memory)  # (B, G*T, H)
+        return context.view(rows, steps, -1), weights.view(rows, steps, -1)
 
 
 class BahdanauAttention(nn.Module):
@@ -115,17 +125,21 @@ class BahdanauAttention(nn.Module):
         return self.key(memory)
 
     def forward(self, query, keys, memory, src_mask):
-        # query (B, T, H) -> (B, T, 1, H) + keys (B, 1, S, H)
-        energy = torch.tanh(self.query(query).unsqueeze(2) + keys.unsqueeze(1))
-        scores = self.energy(energy).squeeze(-1)  # (B, T, S)
+        # query (B*G, T, H) -> (B, G*T, 1, H) + keys (B, 1, S, H)
+        rows, steps, _ = query.shape
+        query = _by_sentence(self.query(query), keys)
+        energy = torch.tanh(query.unsqueeze(2) + keys.unsqueeze(1))
+        scores = self.energy(energy).squeeze(-1)  # (B, G*T, S)
         scores = scores.masked_fill(~src_mask.unsqueeze(1), float("-inf"))
         weights = F.softmax(scores, dim=-1)
-        return torch.bmm(weights, memory), weights
+        context = torch.bmm(weights, memory)  # (B, G*T, H)
+        return context.view(rows, steps, -1), weights.view(rows, steps, -1)
 
 
 @dataclass
 class EncodedSource:
-    """What the decoder attends to; every tensor has the batch first."""
+    """What the decoder attends to; every tensor has the batch first. In beam
+    search one row per sentence serves its K consecutive decoder rows."""
 
     memory: torch.Tensor  # (B, S, H) encoder outputs
     keys: torch.Tensor | None  # (B, S, H) attention keys, precomputed once

@@ -122,3 +122,26 @@ def test_skipped_training_pairs_leave_pairs_and_tokens_aligned():
     assert skips.summary() == "skipped 1 line: 1 too long"
     assert [p.tgt for p in split.pairs] == ["I love you", "good"]
     assert split.tgt == [["I", "love", "you"], ["good"]]
+
+
+def test_clip_gradients_equals_clip_grad_norm():
+    from torch import nn
+
+    from seqembed.training import clip_gradients
+
+    for scale in (0.01, 0.1, 100.0, float("nan")):
+        torch.manual_seed(0)
+        models = [nn.Sequential(nn.Linear(50, 40), nn.Linear(40, 3)) for _ in "ab"]
+        models[1].load_state_dict(models[0].state_dict())
+        x = torch.randn(8, 50)
+        for model in models:
+            (model(x).sum() * scale).backward()
+        expected = float(nn.utils.clip_grad_norm_(models[0].parameters(), 5.0))
+        norm = clip_gradients(models[1], 5.0)
+        if scale != scale:  # nan: the step is skipped, the gradients dropped
+            assert norm != norm and expected != expected
+            continue
+        assert norm == expected
+        assert (expected > 5.0) == (scale == 100.0)  # both sides of the limit
+        for a, b in zip(models[0].parameters(), models[1].parameters()):
+            assert torch.equal(a.grad, b.grad)

@@ -157,9 +157,9 @@ def train_step(
     if not math.isfinite(value):
         return value, f"loss {value}"
     loss.backward()  # DDP: the gradient all-reduce happens here
-    norm = float(nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_norm))
+    norm = clip_gradients(model, config.train.clip_norm)
     if not math.isfinite(norm):
-        optimizer.zero_grad(set_to_none=True)  # clipping scaled them by nan
+        optimizer.zero_grad(set_to_none=True)
         return value, f"gradient norm {norm}"
     try:
         optimizer.step()
@@ -169,6 +169,18 @@ def train_step(
             f"is train.lr ({config.train.lr:g}) far too large?"
         ) from error
     return value, None
+
+
+def clip_gradients(model: nn.Module, max_norm: float) -> float:
+    """``clip_grad_norm_`` (same result), but the gradients are only scaled
+    when the norm is over the limit: it multiplies all 11M of them by 1.0
+    otherwise, ~3% of an input-feeding step on a CPU. Returns the norm."""
+    parameters = [p for p in model.parameters() if p.grad is not None]
+    norm = nn.utils.get_total_norm([p.grad for p in parameters])
+    # clip_grad_norm_'s own factor, which it clamps to 1
+    if math.isfinite(float(norm)) and max_norm / (norm + 1e-6) < 1:
+        nn.utils.clip_grads_with_norm_(parameters, max_norm, norm)
+    return float(norm)
 
 
 @torch.no_grad()

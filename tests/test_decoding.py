@@ -79,7 +79,7 @@ def test_reordered_decoding_weights_translate_as_the_plain_step(builtin_run):
     translator = Translator.from_checkpoint(builtin_run)
     model, decoder = translator.model, translator.model.decoder
     batch = encoded_test_batch(translator, builtin_run)
-    packed = decoder.decoding_weights(batch.src.size(0))
+    packed = decoder.decoding_weights()
     if not onednn.available():
         assert packed is None
         return
@@ -98,15 +98,26 @@ def test_reordered_decoding_weights_translate_as_the_plain_step(builtin_run):
     results = {}
     for name, weights in (("fast", decoder.decoding_weights), ("plain", None)):
         if weights is None:
-            decoder.decoding_weights = lambda rows: None  # the plain step
+            decoder.decoding_weights = lambda: None  # the plain step
         results[name] = [
             [h.tokens for h in greedy_decode(model, batch.src, batch.src_lengths, 30)],
             [h.tokens for h in beam_search(model, batch.src, batch.src_lengths, 4, 30)],
         ]
     del decoder.decoding_weights
     assert results["fast"] == results["plain"]
+    # Made afresh for each translation: after a fused Adam step (which does
+    # not bump the parameters' versions) decoding follows the new weights.
+    tokens = [translator.segmenter(p.src) for p in read_splits(builtin_run)["test"]]
+    before = translator.translate_tokens(tokens)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05, fused=True)
+    sum((p**2).sum() for p in model.parameters()).backward()  # shrink them all
+    optimizer.step()
+    after = translator.translate_tokens(tokens)
+    decoder.decoding_weights = lambda: None  # the plain step
+    assert translator.translate_tokens(tokens) == after != before
+    del decoder.decoding_weights
     # training, and bf16 autocast, keep the plain step
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert decoder.decoding_weights(8) is None
+        assert decoder.decoding_weights() is None
     decoder.train()
-    assert decoder.decoding_weights(8) is None
+    assert decoder.decoding_weights() is None

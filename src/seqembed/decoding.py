@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from seqembed.model import Seq2Seq, reorder_state
+from seqembed.model import DecodingWeights, Seq2Seq, reorder_state
 from seqembed.vocab import EOS, SOS
 
 
@@ -40,11 +40,13 @@ def greedy_decode(
     src_lengths: torch.Tensor,
     max_len: int,
     keep_attention: bool = False,
+    packed: DecodingWeights | None = None,
 ) -> list[Hypothesis]:
     """Pick the most probable word at each step until every row emits <EOS>.
 
     Rows that have emitted <EOS> leave the batch, so the decoder only ever
-    computes sentences that are still being written.
+    computes sentences that are still being written. ``packed``: the
+    decoder's ``decoding_weights()``, made here when not given.
     """
     batch, device = src.size(0), src.device
     source, state = model.encode(src, src_lengths)
@@ -53,7 +55,7 @@ def greedy_decode(
     output = torch.full((batch, max_len), EOS, dtype=torch.long, device=device)
     scores = torch.zeros(batch, device=device)
     attention = torch.zeros(batch, max_len, src.size(1)) if keep_attention else None
-    packed = model.decoder.decoding_weights(batch)
+    packed = packed or model.decoder.decoding_weights()
     for step in range(max_len):
         logits, state, weights = model.decoder.step(tokens, state, source, packed)
         logits = logits.float()
@@ -95,6 +97,7 @@ def beam_search(
     beam_size: int,
     max_len: int,
     alpha: float = 1.0,
+    packed: DecodingWeights | None = None,
 ) -> list[Hypothesis]:
     """Batched beam search with a length penalty; returns the best per sentence.
 
@@ -103,11 +106,11 @@ def beam_search(
     those ending in <EOS> within the top K become finished hypotheses (as in
     fairseq), the best K others stay alive. A sentence is done once it has K
     finished hypotheses, and its rows leave the batch. With K = 1 this is
-    exactly greedy decoding.
+    exactly greedy decoding. ``packed`` as for ``greedy_decode``.
     """
     batch, k, device = src.size(0), beam_size, src.device
     source, state = model.encode(src, src_lengths)
-    packed = model.decoder.decoding_weights(batch * k)
+    packed = packed or model.decoder.decoding_weights()
     # Step 0 is the same for the K beams of a sentence (<SOS> from the
     # encoder's state): it runs once per sentence and each beam gets a copy.
     sos = torch.full((batch,), SOS, dtype=torch.long, device=device)

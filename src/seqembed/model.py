@@ -159,7 +159,8 @@ class DecodingWeights:
     translating: every step multiplies the same weights with a few hundred
     rows (sentences x beam), 1.3-1.8x faster than torch.mm on this CPU."""
 
-    lstm: list[tuple[torch.Tensor, torch.Tensor]]  # a layer's [W_ih W_hh], bias
+    word_gates: torch.Tensor  # (V, 4H) W_ih[:, :emb] @ embedding + biases
+    lstm: list[tuple[torch.Tensor, torch.Tensor | None]]  # weight, bias a layer
     combine: torch.Tensor | None
     output: torch.Tensor
 
@@ -313,37 +314,57 @@ class Decoder(nn.Module):
             x = h_l
         return x, (torch.stack(new_h), torch.stack(new_c))
 
-    def decoding_weights(self, rows: int) -> DecodingWeights | None:
-        """``step``'s weights reordered for products of about ``rows`` rows,
-        or None where oneDNN does not apply (training, bf16, another device):
-        ``step`` then runs as it always does."""
+    def decoding_weights(self) -> DecodingWeights | None:
+        """``step``'s weights for translating, or None where oneDNN does not
+        apply (training, bf16, another device): ``step`` then runs as it
+        always does. Made from the parameters as they are now: make them
+        again after any change (there is no cache, because a fused optimiser
+        updates parameters without bumping their version counters)."""
         if self.training or not onednn.applies(self.output_projection.weight):
             return None
-        lstm, layers = self.lstm, []
+        with torch.no_grad():
+            return self._make_decoding_weights()
+
+    def _make_decoding_weights(self) -> DecodingWeights:
+        rows = 256  # oneDNN's layout hint; products of any row count work
+        lstm, layers, emb = self.lstm, [], self.embedding.embedding_dim
+        word_gates = None
         for layer in range(lstm.num_layers):
-            weight = torch.cat(
-                [
-                    getattr(lstm, f"weight_ih_l{layer}"),
-                    getattr(lstm, f"weight_hh_l{layer}"),
-                ],
-                dim=1,
-            )
+            weight_ih = getattr(lstm, f"weight_ih_l{layer}")
+            weight_hh = getattr(lstm, f"weight_hh_l{layer}")
             bias = getattr(lstm, f"bias_ih_l{layer}") + getattr(
                 lstm, f"bias_hh_l{layer}"
             )
-            layers.append((onednn.reorder(weight, rows), bias.detach()))
+            if layer == 0:
+                # The word's share of the first layer's gates, one row per
+                # target word: looked up, not multiplied, at every step.
+                word_gates = F.linear(self.embedding.weight, weight_ih[:, :emb], bias)
+                weight, bias = torch.cat([weight_ih[:, emb:], weight_hh], dim=1), None
+            else:
+                weight = torch.cat([weight_ih, weight_hh], dim=1)
+            layers.append((onednn.reorder(weight, rows), bias))
         combine = None
         if self.attention is not None:
             combine = onednn.reorder(self.combine.weight, rows)
         output = onednn.reorder(self.output_projection.weight, rows)
-        return DecodingWeights(layers, combine, output)
+        return DecodingWeights(word_gates, layers, combine, output)
 
-    def _packed_lstm_step(self, x, h, c, layers):
+    def _packed_lstm_step(self, tokens, extra, h, c, packed: DecodingWeights):
         """One step of ``self.lstm`` (eval mode) with ``decoding_weights``:
-        the gates of [x; h] in one product, then PyTorch's LSTM cell."""
+        each layer's gates in one product (the first layer's word share
+        looked up), then PyTorch's LSTM cell. ``extra`` is what joins the
+        word embedding in the first layer's input (input feeding's vector,
+        Bahdanau's context), or None."""
         new_h, new_c = [], []
-        for layer, (weight, bias) in enumerate(layers):
-            gates = onednn.product(torch.cat([x, h[layer]], dim=1), weight, bias)
+        x = None
+        for layer, (weight, bias) in enumerate(packed.lstm):
+            if layer == 0:
+                inputs = h[0] if extra is None else torch.cat([extra, h[0]], dim=1)
+                word_gates = packed.word_gates.index_select(0, tokens)
+                gates = onednn.product(inputs, weight, add=word_gates)
+            else:
+                inputs = torch.cat([x, h[layer]], dim=1)
+                gates = onednn.product(inputs, weight, bias)
             hidden = gates.size(1) // 4
             act = torch.sigmoid(gates)  # i, f, o (g is overwritten next)
             torch.tanh(
@@ -385,27 +406,30 @@ class Decoder(nn.Module):
         vector (B, H), so teacher-forced training can project all steps in one
         matrix multiplication."""
         h, c, feed = state
-        embedded = self.dropout(self.embedding(tokens)).unsqueeze(1)  # (B, 1, emb)
         weights = None
+        extra = None  # what joins the word embedding in the LSTM's input
         if self.attention_type == "bahdanau":
             query = h[-1].unsqueeze(1)  # (B, 1, H): the state before this step
             context, weights = self.attention(
                 query, source.keys, source.memory, source.src_mask
             )
-            embedded = torch.cat([embedded, context], dim=-1)
+            extra = context.squeeze(1)
         elif self.input_feed:
-            embedded = torch.cat([embedded, feed.unsqueeze(1)], dim=-1)
+            extra = feed
         if packed is not None:
-            output, (h, c) = self._packed_lstm_step(
-                embedded.squeeze(1), h, c, packed.lstm
-            )
-            output = output.unsqueeze(1)  # (B, 1, H)
-        elif torch.is_grad_enabled():
-            output, (h, c) = self._lstm_step(embedded.squeeze(1), h, c)
+            output, (h, c) = self._packed_lstm_step(tokens, extra, h, c, packed)
             output = output.unsqueeze(1)  # (B, 1, H)
         else:
-            # In decoding (and under bf16 autocast) the fused LSTM kernel wins.
-            output, (h, c) = self.lstm(embedded, (h, c))  # (B, 1, H)
+            embedded = self.dropout(self.embedding(tokens))  # (B, emb)
+            if extra is not None:
+                embedded = torch.cat([embedded, extra], dim=-1)
+            if torch.is_grad_enabled():
+                output, (h, c) = self._lstm_step(embedded, h, c)
+                output = output.unsqueeze(1)  # (B, 1, H)
+            else:
+                # Decoding without decoding_weights (bf16, a GPU): the fused
+                # LSTM kernel wins.
+                output, (h, c) = self.lstm(embedded.unsqueeze(1), (h, c))
         if self.attention_type == "luong":
             context, weights = self.attention(
                 output, source.keys, source.memory, source.src_mask

@@ -209,10 +209,13 @@ def measure_training(
 
 
 def decoding_flops(translator, tokens, beam: int, batch_size: int) -> tuple:
-    """Decode ``tokens`` and count the matmul FLOPs done: the encoder per
+    """Decode ``tokens`` and count the model's matmul FLOPs: the encoder per
     source token, and per decoder row-step (one sentence, or one beam
     hypothesis, for one step; counted by wrapping the decoder's step)
-    the LSTM, attention, combine layer and output projection."""
+    the LSTM, attention, combine layer and output projection. The word's
+    share of the first LSTM layer's gates is counted as a product, although
+    fp32 decoding looks it up (Decoder.decoding_weights), so the ceiling is
+    that of the model's plain step."""
     model, config = translator.model, translator.config.model
     emb, hidden, half = config.emb_size, config.hidden_size, config.hidden_size // 2
     vocab = model.decoder.output_projection.out_features

@@ -5,7 +5,8 @@ products of a recurrence (64 sentences, one time step) it reaches about 120
 GFLOP/s on this machine (2 Zen 4 cores), 60% of its large-matrix rate, with
 the weight re-packed on every call. oneDNN, which PyTorch ships for its CPU
 LSTM and convolutions, reaches about 210 GFLOP/s on the same product once the
-weight is reordered into its blocked layout (``bench/products.py``).
+weight is reordered into its blocked layout (bench/speed.py prints both
+libraries' rates and times each training product with the faster one).
 
 So a weight used for many products in a row (the decoder's recurrent weights
 over the time steps of a batch, or all weights while translating) is

@@ -177,10 +177,11 @@ def clip_gradients(model: nn.Module, max_norm: float) -> float:
     otherwise, ~3% of an input-feeding step on a CPU. Returns the norm."""
     parameters = [p for p in model.parameters() if p.grad is not None]
     norm = nn.utils.get_total_norm([p.grad for p in parameters])
-    # clip_grad_norm_'s own factor, which it clamps to 1
-    if math.isfinite(float(norm)) and max_norm / (norm + 1e-6) < 1:
+    value = float(norm)
+    # clip_grad_norm_'s own factor (a tensor, as there), which it clamps to 1
+    if math.isfinite(value) and max_norm / (norm + 1e-6) < 1:
         nn.utils.clip_grads_with_norm_(parameters, max_norm, norm)
-    return float(norm)
+    return value
 
 
 @torch.no_grad()

@@ -6,6 +6,7 @@ import torch
 
 from seqembed.config import ModelConfig
 from seqembed.data import collate
+from seqembed.input_feeding import _Products
 from seqembed.model import Seq2Seq
 from seqembed.vocab import PAD
 
@@ -110,6 +111,28 @@ def test_float32_fast_path_agrees_and_trains():
         optimizer.step()
         first = loss.item() if first is None else first
     assert loss.item() < 0.5 * first
+
+
+def test_recurrence_gives_back_the_thread_count():
+    # The step loops run on one thread and the products on all (one_thread):
+    # afterwards, and after a failure inside, the count is what it was.
+    model = make_model(torch.float32)
+    batch = random_batch(6, 9)
+    before = torch.get_num_threads()
+    threads = 3 if before != 3 else 2
+    torch.set_num_threads(threads)
+    try:
+        loss_and_grads(model, batch, real_only=True)
+        assert torch.get_num_threads() == threads
+        products = _Products(torch.ones(8, 4), torch.ones(2, 4), 3, None)
+        with pytest.raises(KeyError), products.one_thread():
+            assert torch.get_num_threads() == 1
+            assert products.gates(torch.ones(3, 4), torch.zeros(3, 8)).sum() == 96
+            assert torch.get_num_threads() == 1
+            raise KeyError("a failure inside")
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_two_layers_keep_the_step_loop():

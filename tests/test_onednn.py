@@ -62,6 +62,37 @@ def test_other_dtypes_fall_back_to_plain_products():
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+@needs_onednn
+@pytest.mark.parametrize("rows, bias", [(600, True), (7, False)])
+def test_linear_matches_f_linear_with_gradients(rows, bias):
+    torch.manual_seed(rows)
+    weight = (torch.randn(300, 64) / 8).requires_grad_()
+    b = torch.randn(300, requires_grad=True) if bias else None
+    x = torch.randn(rows, 64, requires_grad=True)
+    grad = torch.randn(rows, 300)
+    results = []
+    for linear in (onednn.linear, torch.nn.functional.linear):
+        out = linear(x, weight, b)
+        tensors = [x, weight] + ([b] if bias else [])
+        results.append([out, *torch.autograd.grad(out, tensors, grad)])
+    for ours, reference in zip(*results):
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    with torch.profiler.profile() as profile:  # and the oneDNN path ran
+        onednn.linear(x, weight, b)
+    assert "mkldnn::_linear_pointwise" in {e.key for e in profile.key_averages()}
+
+
+def test_linear_falls_back_for_strided_weights_and_other_dtypes():
+    weight = torch.randn(64, 40)
+    x = torch.randn(5, 32)
+    strided = weight[:, :32]  # not contiguous: F.linear, bit for bit
+    assert torch.equal(onednn.linear(x, strided), x @ strided.t())
+    x64, w64 = x.double(), strided.double().contiguous()
+    out = onednn.linear(x64, w64)
+    assert out.dtype == torch.float64
+    assert torch.equal(out, torch.nn.functional.linear(x64, w64))
+
+
 def test_malloc_thresholds_are_set_in_a_fresh_process():
     # mallopt returns 0 for a parameter glibc does not know; the effect on a
     # training's page faults is printed by bench/speed.py.

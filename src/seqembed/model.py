@@ -254,6 +254,12 @@ class Decoder(nn.Module):
         (one LSTM layer)."""
         return self.input_feed and self.lstm.num_layers == 1
 
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits over the target vocabulary for (N, H) vectors: the output
+        projection, its forward product through oneDNN (onednn.linear)."""
+        projection = self.output_projection
+        return onednn.linear(hidden, projection.weight, projection.bias)
+
     def forward_input_feeding(
         self, tgt_in, tgt_out, state: DecoderState, source: EncodedSource
     ):
@@ -290,7 +296,7 @@ class Decoder(nn.Module):
             if torch.is_autocast_enabled(device)
             else None,
         )
-        return self.output_projection(self.dropout(outputs)), targets
+        return self.project(self.dropout(outputs)), targets
 
     def _lstm_step(self, x, h, c):
         """One time step of ``self.lstm`` with its own weights, through
@@ -521,7 +527,7 @@ class Seq2Seq(nn.Module):
             if tgt_out is not None:
                 real = tgt_out != PAD
                 hidden, targets = hidden[real], tgt_out[real]
-            logits = decoder.output_projection(decoder.dropout(hidden))
+            logits = decoder.project(decoder.dropout(hidden))
             return logits if tgt_out is None else (logits, targets)
         all_logits = []
         tokens = tgt_in[:, 0]

@@ -93,6 +93,16 @@ def test_linear_falls_back_for_strided_weights_and_other_dtypes():
     assert torch.equal(out, torch.nn.functional.linear(x64, w64))
 
 
+def test_checking_for_onednn_leaves_the_random_stream_alone():
+    # available() is cached: whichever code asks first (training, a test)
+    # must not shift a seeded run's random numbers.
+    torch.manual_seed(0)
+    onednn.available.__wrapped__()
+    after_check = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(3), after_check)
+
+
 def test_malloc_thresholds_are_set_in_a_fresh_process():
     # mallopt returns 0 for a parameter glibc does not know; the effect on a
     # training's page faults is printed by bench/speed.py.

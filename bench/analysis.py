@@ -34,7 +34,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from seqembed.openmp import choose_wait_policy
+
+WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

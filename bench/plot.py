@@ -21,7 +21,9 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from seqembed.openmp import choose_wait_policy
+
+WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 
 
 def synthetic_vectors(n_words: int, dim: int, seed: int = 0):

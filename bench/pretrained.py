@@ -32,7 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from seqembed.openmp import choose_wait_policy
+
+WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 

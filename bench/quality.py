@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from seqembed.openmp import choose_wait_policy
+
+WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 
 import sacrebleu  # noqa: E402
 import torch  # noqa: E402

@@ -30,7 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from seqembed.openmp import choose_wait_policy
+
+WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -324,6 +326,7 @@ def main() -> int:
     fp32_mkl = matmul_gflops(torch.float32)
     fp32_dnn = matmul_gflops(torch.float32, library="onednn")
     fp32, bf16 = max(fp32_mkl, fp32_dnn), matmul_gflops(torch.bfloat16)
+    print(f"OpenMP wait policy: {WAIT_POLICY}")
     print(f"matmul 2048x2048x2048, {args.threads} threads: fp32 {fp32_mkl:.0f} "
           f"GFLOP/s with torch.mm (MKL), {fp32_dnn:.0f} with oneDNN (weight "
           f"reordered), bf16 {bf16:.0f}; fractions below are of the fp32 "

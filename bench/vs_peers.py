@@ -12,13 +12,14 @@ set as the peer scripts do: sacrebleu on the tokenised text, --tokenize none.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from seqembed.openmp import choose_wait_policy
+
+WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 
 import sacrebleu  # noqa: E402
 import torch  # noqa: E402

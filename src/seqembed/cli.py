@@ -20,6 +20,10 @@ from pathlib import Path
 
 from seqembed import __version__
 from seqembed.errors import InputError
+from seqembed.openmp import choose_wait_policy
+
+# Before anything imports torch (the commands import it when they run).
+choose_wait_policy()
 
 log = logging.getLogger("seqembed")
 

@@ -17,6 +17,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqembed import onednn
 from seqembed.config import ModelConfig
+from seqembed.dropout import Dropout
 from seqembed.input_feeding import InputFeedingRecurrence
 from seqembed.vocab import PAD
 
@@ -41,7 +42,7 @@ class Encoder(nn.Module):
         self.bidirectional = bidirectional
         self.num_layers = num_layers
         self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=PAD)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         per_direction = hidden_size // 2 if bidirectional else hidden_size
         self.lstm = nn.LSTM(
             emb_size,
@@ -203,7 +204,7 @@ class Decoder(nn.Module):
         self.input_feed = attention == "luong" and input_feed
         self.hidden_size = hidden_size
         self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=PAD)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         feeds_vector = self.input_feed or attention == "bahdanau"
         self.lstm = nn.LSTM(
             emb_size + (hidden_size if feeds_vector else 0),

@@ -82,6 +82,21 @@ def test_linear_matches_f_linear_with_gradients(rows, bias):
     assert "mkldnn::_linear_pointwise" in {e.key for e in profile.key_averages()}
 
 
+def test_linear_module_is_nn_linear_with_its_hooks():
+    torch.manual_seed(0)
+    ours = onednn.Linear(16, 40)
+    torch.manual_seed(0)
+    reference = torch.nn.Linear(16, 40)
+    assert ours.state_dict().keys() == reference.state_dict().keys()
+    for name, value in reference.state_dict().items():
+        assert torch.equal(ours.state_dict()[name], value), name
+    seen = []
+    ours.register_forward_hook(lambda module, inputs, out: seen.append(out.shape))
+    x = torch.randn(9, 16)
+    torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-6)
+    assert seen == [(9, 40)]
+
+
 def test_linear_falls_back_for_strided_weights_and_other_dtypes():
     weight = torch.randn(64, 40)
     x = torch.randn(5, 32)

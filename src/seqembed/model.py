@@ -221,7 +221,8 @@ class Decoder(nn.Module):
             self.attention = None
         if self.attention is not None:
             self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)
-        self.output_projection = nn.Linear(hidden_size, vocab_size)
+        # forward product through oneDNN (onednn.Linear)
+        self.output_projection = onednn.Linear(hidden_size, vocab_size)
 
     @property
     def parallel_over_time(self) -> bool:
@@ -254,12 +255,6 @@ class Decoder(nn.Module):
         """True when teacher-forced training can use ``InputFeedingRecurrence``
         (one LSTM layer)."""
         return self.input_feed and self.lstm.num_layers == 1
-
-    def project(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits over the target vocabulary for (N, H) vectors: the output
-        projection, its forward product through oneDNN (onednn.linear)."""
-        projection = self.output_projection
-        return onednn.linear(hidden, projection.weight, projection.bias)
 
     def forward_input_feeding(
         self, tgt_in, tgt_out, state: DecoderState, source: EncodedSource
@@ -297,7 +292,7 @@ class Decoder(nn.Module):
             if torch.is_autocast_enabled(device)
             else None,
         )
-        return self.project(self.dropout(outputs)), targets
+        return self.output_projection(self.dropout(outputs)), targets
 
     def _lstm_step(self, x, h, c):
         """One time step of ``self.lstm`` with its own weights, through
@@ -528,7 +523,7 @@ class Seq2Seq(nn.Module):
             if tgt_out is not None:
                 real = tgt_out != PAD
                 hidden, targets = hidden[real], tgt_out[real]
-            logits = decoder.project(decoder.dropout(hidden))
+            logits = decoder.output_projection(decoder.dropout(hidden))
             return logits if tgt_out is None else (logits, targets)
         all_logits = []
         tokens = tgt_in[:, 0]

@@ -26,6 +26,7 @@ import functools
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 @functools.cache
@@ -104,6 +105,14 @@ def linear(
     if x.dim() != 2 or not weight.is_contiguous() or not applies(x):
         return F.linear(x, weight, bias)
     return _Linear.apply(x, weight, bias)
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters, initialisation and hooks) computing
+    with ``linear``: for the output projection onto the target vocabulary."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
 
 
 class _Linear(torch.autograd.Function):

@@ -9,9 +9,9 @@ a hand-written backward pass, as cuDNN does for its RNNs:
 
 * only what truly depends on the previous step is computed per step (the
   recurrent half of the LSTM gates, attention, the combine layer, and their
-  input gradients); the weight gradients are three large matrix products over
-  all steps at the end, and the embedding half of the gates is one product
-  over all steps before the loop (outside, in autograd);
+  input gradients); the weight gradients are large matrix products over all
+  steps at the end, and the embedding half of the gates is one product over
+  all steps before the loop;
 * the batch is sorted by target length and step t runs only the sentences
   that are still going (``batch_sizes``, as in a PackedSequence), so padded
   positions cost nothing, here or in the output projection;
@@ -106,25 +106,37 @@ class _Products:
     def combine_back(self, grad):
         return self._product(grad, self.weights[3])
 
-    def weight_grad(self, grad, inputs):
-        """grad^T @ inputs over all positions (MKL is the faster one here)."""
-        if self.dtype is not None:
-            return torch.mm(grad.t().to(self.dtype), inputs.to(self.dtype)).float()
-        return torch.mm(grad.t(), inputs)
+    def plain(self, a, b, add=None):
+        """a @ b (+ add) with MKL, for the products over all positions (MKL
+        is the faster one there, and takes strided operands as they are)."""
+        if self.dtype is None:
+            return torch.mm(a, b) if add is None else torch.addmm(add, a, b)
+        a, b = a.to(self.dtype), b.to(self.dtype)
+        if add is None:
+            return torch.mm(a, b).float()
+        # as autocast's F.linear: the bias in bf16 too
+        return torch.addmm(add.to(self.dtype), a, b).float()
 
 
 class InputFeedingRecurrence(torch.autograd.Function):
     """The recurrence over a packed, time-major batch.
 
-    Inputs: ``embedded_gates`` (N, 4H), the embedding half of the LSTM gates
-    plus both biases for all N real target positions, packed time-major (step
-    0's rows, then step 1's, ...); ``h0``, ``c0`` (B, H); ``keys``, ``memory``
-    (B, S, H) and ``src_mask`` (B, S), with the batch sorted by target length,
-    longest first; ``recurrent_weight`` (4H, 2H), the LSTM weights for [feed;
-    h]; ``combine_weight`` (H, 2H); ``batch_sizes``, sentences still going at
-    each step; ``product_dtype``, None or autocast's bf16 for the matrix
-    products. Output: the attentional vectors (N, H), packed like the input.
-    Under autocast the inputs come in as float32 and autocast is off inside.
+    Inputs: ``embedded`` (N, E), the target word embeddings of all N real
+    target positions, packed time-major (step 0's rows, then step 1's, ...);
+    ``h0``, ``c0`` (B, H); ``keys``, ``memory`` (B, S, H) and ``src_mask``
+    (B, S), with the batch sorted by target length, longest first; the LSTM's
+    own ``weight_ih`` (4H, E + H), its input being [embedded; feed],
+    ``weight_hh`` (4H, H) and ``bias`` (4H), the sum of its two biases;
+    ``combine_weight`` (H, 2H); ``batch_sizes``, sentences still going at each
+    step; ``product_dtype``, None or autocast's bf16 for the matrix products.
+    Output: the attentional vectors (N, H), packed like the input. Under
+    autocast the inputs come in as float32 and autocast is off inside.
+
+    The LSTM weights come in as the module's parameters, not as the
+    embedding and recurrent column blocks of one matrix: autograd would
+    give each slice's gradient back as a zero-filled full-size matrix and add
+    them (~2% of a training step); here each weight's gradient is one
+    product, read from one buffer of all positions' [embedded; feed; h].
 
     A step's sentences are the first ``batch_sizes[t]`` of the previous
     step's, so step t reads its state (h, c, fed-back output) straight from
@@ -139,25 +151,31 @@ class InputFeedingRecurrence(torch.autograd.Function):
     @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)
     def forward(
         ctx,
-        embedded_gates,
+        embedded,
         h0,
         c0,
         keys,
         memory,
         src_mask,
-        recurrent_weight,
+        weight_ih,
+        weight_hh,
+        bias,
         combine_weight,
         batch_sizes: list[int],
         product_dtype: torch.dtype | None = None,
     ):
-        products = _Products(
-            recurrent_weight, combine_weight, batch_sizes[0], product_dtype
-        )
-        n_total, four_h = embedded_gates.shape
-        hidden = four_h // 4
-        new = embedded_gates.new_empty
-        # Per position, what the backward pass needs (all packed like the input).
-        step_inputs = new(n_total, 2 * hidden)  # [feed_{t-1}; h_{t-1}]
+        (n_total, n_embedded), (four_h, hidden) = embedded.shape, weight_hh.shape
+        # [feed; h] @ recurrent^T is the part of the gates computed per step
+        recurrent = torch.cat([weight_ih[:, n_embedded:], weight_hh], dim=1)
+        products = _Products(recurrent, combine_weight, batch_sizes[0], product_dtype)
+        new = embedded.new_empty
+        # Per position, what the backward pass needs (all packed like the input):
+        # the LSTM's inputs [embedded_t; feed_{t-1}; h_{t-1}]
+        lstm_inputs = new(n_total, n_embedded + 2 * hidden)
+        lstm_inputs[:, :n_embedded] = embedded
+        step_inputs = lstm_inputs[:, n_embedded:]  # [feed_{t-1}; h_{t-1}]
+        # the embedding half of the gates, and both biases, for all steps at once
+        embedded_gates = products.plain(embedded, weight_ih[:, :n_embedded].t(), bias)
         activations = new(n_total, four_h)  # sigmoid/tanh of the gates i, f, g, o
         cells = new(n_total, hidden)  # c_t
         tanh_cells = new(n_total, hidden)  # tanh(c_t)
@@ -202,7 +220,8 @@ class InputFeedingRecurrence(torch.autograd.Function):
                 previous, start = start, start + n
         attention, outputs = torch.cat(attention), torch.cat(outputs)
         ctx.save_for_backward(
-            step_inputs,
+            lstm_inputs,
+            weight_ih,
             activations,
             c0,
             cells,
@@ -221,7 +240,8 @@ class InputFeedingRecurrence(torch.autograd.Function):
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_outputs):
         (
-            step_inputs,
+            lstm_inputs,
+            weight_ih,
             activations,
             c0,
             cells,
@@ -296,16 +316,31 @@ class InputFeedingRecurrence(torch.autograd.Function):
                 grad_feed, grad_h = d_x[:, :hidden], d_x[:, hidden:]
                 grad_c = d_c.mul_(f[rows])
         # The weight gradients, each one product over all positions.
-        grad_recurrent = products.weight_grad(grad_gates, step_inputs)
-        grad_combine = products.weight_grad(grad_combine_in, combined_inputs)
+        n_embedded = weight_ih.size(1) - hidden
+        grad_gates_t = grad_gates.t()
+        needs = ctx.needs_input_grad
+        grad_embedded = (
+            products.plain(grad_gates, weight_ih[:, :n_embedded])
+            if needs[0]
+            else None
+        )
+        grad_weight_ih = products.plain(
+            grad_gates_t, lstm_inputs[:, : n_embedded + hidden]
+        )
+        grad_weight_hh = products.plain(
+            grad_gates_t, lstm_inputs[:, n_embedded + hidden :]
+        )
+        grad_combine = products.plain(grad_combine_in.t(), combined_inputs)
         return (
-            grad_gates,
+            grad_embedded,
             grad_h.contiguous(),
             grad_c,
             grad_keys,
             grad_memory,
             None,
-            grad_recurrent,
+            grad_weight_ih,
+            grad_weight_hh,
+            grad_gates.sum(0),
             grad_combine,
             None,
             None,

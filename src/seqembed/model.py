@@ -271,20 +271,18 @@ class Decoder(nn.Module):
         ).data
         order, device = packed.sorted_indices, tgt_in.device.type
         embedded = self.dropout(self.embedding(packed.data))  # (N, emb)
-        lstm, emb = self.lstm, embedded.size(1)
-        weight_ih = lstm.weight_ih_l0
-        gates = F.linear(
-            embedded, weight_ih[:, :emb], lstm.bias_ih_l0 + lstm.bias_hh_l0
-        )
+        lstm = self.lstm
         h, c, _ = state
         outputs = InputFeedingRecurrence.apply(
-            gates,
+            embedded,
             h[0].index_select(0, order),
             c[0].index_select(0, order),
             source.keys.index_select(0, order),
             source.memory.index_select(0, order),
             source.src_mask.index_select(0, order),
-            torch.cat([weight_ih[:, emb:], lstm.weight_hh_l0], dim=1),
+            lstm.weight_ih_l0,
+            lstm.weight_hh_l0,
+            lstm.bias_ih_l0 + lstm.bias_hh_l0,
             self.combine.weight,
             packed.batch_sizes.tolist(),
             # bf16 autocast: the recurrence's matrix products in bf16 too

@@ -106,6 +106,15 @@ class _Products:
     def combine_back(self, grad):
         return self._product(grad, self.weights[3])
 
+    def input_gates(self, embedded, weight, bias):
+        """embedded @ weight^T + bias over all positions. In float32 through
+        oneDNN with the weight (a column slice) copied contiguous, without a
+        reorder: (541, 256) x (256, 2048) at 212 GFLOP/s against MKL's 163 on
+        the strided slice (2.7 vs 3.5 ms, copy included)."""
+        if self.dtype is None:
+            return onednn.product(embedded, weight.contiguous(), bias)
+        return self.plain(embedded, weight.t(), bias)
+
     def plain(self, a, b, add=None):
         """a @ b (+ add) with MKL, for the products over all positions (MKL
         is the faster one there, and takes strided operands as they are)."""
@@ -175,7 +184,9 @@ class InputFeedingRecurrence(torch.autograd.Function):
         lstm_inputs[:, :n_embedded] = embedded
         step_inputs = lstm_inputs[:, n_embedded:]  # [feed_{t-1}; h_{t-1}]
         # the embedding half of the gates, and both biases, for all steps at once
-        embedded_gates = products.plain(embedded, weight_ih[:, :n_embedded].t(), bias)
+        embedded_gates = products.input_gates(
+            embedded, weight_ih[:, :n_embedded], bias
+        )
         activations = new(n_total, four_h)  # sigmoid/tanh of the gates i, f, g, o
         cells = new(n_total, hidden)  # c_t
         tanh_cells = new(n_total, hidden)  # tanh(c_t)

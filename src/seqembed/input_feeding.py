@@ -184,9 +184,7 @@ class InputFeedingRecurrence(torch.autograd.Function):
         lstm_inputs[:, :n_embedded] = embedded
         step_inputs = lstm_inputs[:, n_embedded:]  # [feed_{t-1}; h_{t-1}]
         # the embedding half of the gates, and both biases, for all steps at once
-        embedded_gates = products.input_gates(
-            embedded, weight_ih[:, :n_embedded], bias
-        )
+        embedded_gates = products.input_gates(embedded, weight_ih[:, :n_embedded], bias)
         activations = new(n_total, four_h)  # sigmoid/tanh of the gates i, f, g, o
         cells = new(n_total, hidden)  # c_t
         tanh_cells = new(n_total, hidden)  # tanh(c_t)
@@ -331,9 +329,7 @@ class InputFeedingRecurrence(torch.autograd.Function):
         grad_gates_t = grad_gates.t()
         needs = ctx.needs_input_grad
         grad_embedded = (
-            products.plain(grad_gates, weight_ih[:, :n_embedded])
-            if needs[0]
-            else None
+            products.plain(grad_gates, weight_ih[:, :n_embedded]) if needs[0] else None
         )
         grad_weight_ih = products.plain(
             grad_gates_t, lstm_inputs[:, : n_embedded + hidden]

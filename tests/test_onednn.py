@@ -49,6 +49,34 @@ def test_transposed_and_sliced_weights_are_reordered_correctly():
         )
 
 
+@pytest.mark.skipif(
+    not onednn.transposed_convolution_available(),
+    reason="no oneDNN transposed convolution in this build",
+)
+@pytest.mark.parametrize("rows", [64, 17, 1])
+def test_input_gradient_equals_matmul(rows):
+    """grad @ weight through a transposed convolution on ``rows`` rows, and
+    through MKL on any other row count (a slice of the weight included)."""
+    torch.manual_seed(rows)
+    full = torch.randn(2048, 1280) / 32
+    for weight in (full[:, 256:], full[:512, :1024].contiguous()):
+        gradient = onednn.InputGradient(weight, rows)
+        assert gradient.packed is not None  # the oneDNN path ran
+        for n in (rows, rows + 3):
+            grad = torch.randn(n, weight.size(0))
+            result = gradient(grad)
+            assert result.shape == (n, weight.size(1)) and result.is_contiguous()
+            torch.testing.assert_close(result, grad @ weight, rtol=1e-5, atol=1e-4)
+
+
+def test_input_gradient_of_other_dtypes_is_a_plain_product():
+    grad = torch.randn(6, 4, dtype=torch.float64)
+    weight = torch.randn(4, 9, dtype=torch.float64)
+    gradient = onednn.InputGradient(weight, 6)
+    assert gradient.packed is None
+    assert torch.equal(gradient(grad), grad @ weight)
+
+
 def test_other_dtypes_fall_back_to_plain_products():
     x, weight = (
         torch.randn(5, 8, dtype=torch.float64),

@@ -45,7 +45,8 @@ class _Products:
     and ``combine_back(d)`` = d @ combine.
 
     In float32 on a CPU each weight is reordered once for oneDNN (products of
-    64 rows run at ~210 instead of ~120 GFLOP/s with MKL, see onednn.py);
+    64 rows run at ~210 instead of ~120 GFLOP/s with MKL, see onednn.py), for
+    backward as a transposed convolution's weight (``onednn.InputGradient``);
     with ``dtype`` (bf16 under autocast) both sides are cast to it and the
     results are float32; otherwise plain torch.mm.
 
@@ -58,11 +59,16 @@ class _Products:
         self.threads = torch.get_num_threads()
         if dtype is not None:  # cast once for forward and backward
             recurrent, combine = recurrent.to(dtype), combine.to(dtype)
-            self.weights = [recurrent, combine, recurrent.t(), combine.t()]
+            self.weights = [recurrent, combine]
+            self.input_gradients = [
+                lambda grad, w=w: torch.mm(grad.to(dtype), w).float()
+                for w in (recurrent, combine)
+            ]
         else:
-            self.weights = [
-                onednn.reorder(w, rows)
-                for w in (recurrent, combine, recurrent.t(), combine.t())
+            self.weights = [onednn.reorder(w, rows) for w in (recurrent, combine)]
+            # grad @ weight without a transposed copy of the weight
+            self.input_gradients = [
+                onednn.InputGradient(w, rows) for w in (recurrent, combine)
             ]
 
     @contextlib.contextmanager
@@ -81,30 +87,35 @@ class _Products:
         finally:
             torch.set_num_threads(self.threads)
 
-    def _product(self, x, weight, add=None, activation="none"):
+    def _on_all_threads(self, product, *args, **kwargs):
         threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            if self.dtype is None:
-                return onednn.product(x, weight, add=add, activation=activation)
-            product = torch.mm(x.to(self.dtype), weight.t()).float()
-            if add is not None:
-                product += add
-            return torch.tanh_(product) if activation == "tanh" else product
+            return product(*args, **kwargs)
         finally:
             torch.set_num_threads(threads)
 
+    def _forward(self, x, weight, add=None, activation="none"):
+        if self.dtype is None:
+            return onednn.product(x, weight, add=add, activation=activation)
+        product = torch.mm(x.to(self.dtype), weight.t()).float()
+        if add is not None:
+            product += add
+        return torch.tanh_(product) if activation == "tanh" else product
+
     def gates(self, x, add):
-        return self._product(x, self.weights[0], add)
+        return self._on_all_threads(self._forward, x, self.weights[0], add)
 
     def combine_tanh(self, x):
-        return self._product(x, self.weights[1], activation="tanh")
+        return self._on_all_threads(
+            self._forward, x, self.weights[1], activation="tanh"
+        )
 
     def gates_back(self, grad):
-        return self._product(grad, self.weights[2])
+        return self._on_all_threads(self.input_gradients[0], grad)
 
     def combine_back(self, grad):
-        return self._product(grad, self.weights[3])
+        return self._on_all_threads(self.input_gradients[1], grad)
 
     def input_gates(self, embedded, weight, bias):
         """embedded @ weight^T + bias over all positions. In float32 through

@@ -11,7 +11,8 @@ libraries' rates and times each training product with the faster one).
 So a weight used for many products in a row (the decoder's recurrent weights
 over the time steps of a batch, or all weights while translating) is
 reordered once with ``reorder`` and multiplied with ``product`` (no
-autograd). A weight used once is left to MKL: oneDNN without the reorder is
+autograd); ``InputGradient`` does the same for the backward pass's products
+with the untransposed weight. A weight used once is left to MKL: oneDNN without the reorder is
 no faster on products whose row count changes every batch, and a weight
 that is a strided slice takes it seconds.
 

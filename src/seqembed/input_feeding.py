@@ -281,29 +281,28 @@ class InputFeedingRecurrence(torch.autograd.Function):
         # from later steps. out = tanh(W_c [h; context]): d pre = d out * (1 -
         # out^2), where d out = the loss's gradient + the next step's (input
         # feeding), added per step below.
-        tanh_slope = torch.addcmul(torch.ones_like(outputs), outputs, outputs, value=-1)
+        # (1 - x^2 as addcmul on a broadcast 1: one pass, no tensor of ones)
+        one = outputs.new_ones(())
+        tanh_slope = torch.addcmul(one, outputs, outputs, value=-1)
         grad_combine_in = grad_outputs * tanh_slope
         # h = o * tanh(c): dc/dh
         i, f, g, o = activations.chunk(4, dim=1)
-        cell_slope = torch.addcmul(
-            torch.ones_like(tanh_cells), tanh_cells, tanh_cells, value=-1
-        ).mul_(o)
+        cell_slope = torch.addcmul(one, tanh_cells, tanh_cells, value=-1).mul_(o)
         # c = f * c_prev + i * g, h = o * tanh(c): d gate pre-activation =
         # gate_slopes * d c for i, f and g, gate_slopes * d h for o.
-        gate_slopes = activations * (1 - activations)  # sigmoid'; g's is replaced
+        # sigmoid' = a - a^2; g's is replaced
+        gate_slopes = torch.addcmul(activations, activations, activations, value=-1)
         gate_slopes[:, :hidden].mul_(g)
         gate_slopes[:, hidden : 2 * hidden].mul_(_cells_before(c0, cells, batch_sizes))
         torch.addcmul(
-            torch.ones_like(g),
-            g,
-            g,
-            value=-1,
-            out=gate_slopes[:, 2 * hidden : 3 * hidden],
+            one, g, g, value=-1, out=gate_slopes[:, 2 * hidden : 3 * hidden]
         ).mul_(i)
         gate_slopes[:, 3 * hidden :].mul_(tanh_cells)
         grad_gates = gate_slopes  # multiplied in place, step by step
-        grad_keys = torch.zeros_like(keys)
-        grad_memory = torch.zeros_like(memory)
+        # Every position's d context and d scores, for the gradients of the
+        # attention's keys and memory after the loop (_summed_over_steps)
+        d_contexts = outputs.new_empty(outputs.size(0), hidden)
+        d_all_scores = torch.empty_like(attention)
         # Gradients flowing back from step t+1 into step t's output, h and c.
         grad_feed = grad_h = grad_c = None
         end = outputs.size(0)
@@ -321,13 +320,12 @@ class InputFeedingRecurrence(torch.autograd.Function):
                     d_h[:m] += grad_h
                 # context = weights @ memory;  weights = softmax(keys @ h + bias)
                 weights = attention[rows]
-                h_t = combined_inputs[rows, :hidden]
-                grad_memory[:n].addcmul_(weights.unsqueeze(2), d_context.unsqueeze(1))
+                d_contexts[rows] = d_context
                 d_weights = torch.mul(memory[:n], d_context.unsqueeze(1)).sum(2)
-                d_scores = torch._softmax_backward_data(
-                    d_weights, weights, 1, weights.dtype
+                d_scores = d_all_scores[rows]
+                torch._softmax_backward_data(
+                    d_weights, weights, 1, weights.dtype, grad_input=d_scores
                 )
-                grad_keys[:n].addcmul_(d_scores.unsqueeze(2), h_t.unsqueeze(1))
                 d_h += torch.bmm(d_scores.unsqueeze(1), keys[:n]).squeeze(1)
                 d_c = torch.mul(d_h, cell_slope[rows])
                 if grad_c is not None:
@@ -338,6 +336,12 @@ class InputFeedingRecurrence(torch.autograd.Function):
                 d_x = products.gates_back(d_gates)  # (n, 2H): [d feed_{t-1}; d h_{t-1}]
                 grad_feed, grad_h = d_x[:, :hidden], d_x[:, hidden:]
                 grad_c = d_c.mul_(f[rows])
+        # context = weights @ memory and scores = keys @ h at every step: the
+        # gradients of memory and keys are each sentence's sums over its steps
+        grad_memory = _summed_over_steps(attention, d_contexts, batch_sizes)
+        grad_keys = _summed_over_steps(
+            d_all_scores, combined_inputs[:, :hidden], batch_sizes
+        )
         # The weight gradients, each one product over all positions.
         n_embedded = weight_ih.size(1) - hidden
         grad_gates_t = grad_gates.t()
@@ -377,15 +381,33 @@ def _tanh(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(out, out=out).mul_(2).sub_(1)
 
 
+def _summed_over_steps(weights, values, batch_sizes: list[int]) -> torch.Tensor:
+    """For each sentence b, the sum over its steps t of the outer product
+    weights[t, b] (S) x values[t, b] (H): (B, S, H) from the packed (N, S)
+    and (N, H). One batched product after the loop, instead of adding a
+    (B, S, H) outer product at every step (two passes over B x S x H numbers
+    a step, for memory's gradient and for the keys')."""
+    steps, batch = len(batch_sizes), batch_sizes[0]
+    if any(n != batch for n in batch_sizes):  # shorter sentences: zeros there
+        index = torch.cat(
+            [torch.arange(n) + t * batch for t, n in enumerate(batch_sizes)]
+        )
+        weights = weights.new_zeros(steps * batch, weights.size(1)).index_copy_(
+            0, index, weights
+        )
+        values = values.new_zeros(steps * batch, values.size(1)).index_copy_(
+            0, index, values
+        )
+    weights = weights.unflatten(0, (steps, batch))
+    values = values.unflatten(0, (steps, batch))
+    return torch.bmm(weights.permute(1, 2, 0), values.transpose(0, 1))
+
+
 def _cells_before(c0, cells, batch_sizes: list[int]):
     """c_{t-1} for every position (N, H): c0 for step 0, else the cell of the
     same sentence at the previous step (the first rows of that step's)."""
-    index, start = [], 0
+    pieces, start = [c0[: batch_sizes[0]]], 0
     for before, n in zip(batch_sizes, batch_sizes[1:]):
-        index.append(torch.arange(start, start + n))
+        pieces.append(cells[start : start + n])
         start += before
-    return (
-        torch.cat([c0[: batch_sizes[0]], cells[torch.cat(index)]])
-        if index
-        else c0[: batch_sizes[0]].clone()
-    )
+    return torch.cat(pieces)

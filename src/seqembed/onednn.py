@@ -12,9 +12,9 @@ So a weight used for many products in a row (the decoder's recurrent weights
 over the time steps of a batch, or all weights while translating) is
 reordered once with ``reorder`` and multiplied with ``product`` (no
 autograd); ``InputGradient`` does the same for the backward pass's products
-with the untransposed weight. A weight used once is left to MKL: oneDNN without the reorder is
-no faster on products whose row count changes every batch, and a weight
-that is a strided slice takes it seconds.
+with the untransposed weight. A weight used once is left to MKL: oneDNN
+without the reorder is no faster on products whose row count changes every
+batch, and a weight that is a strided slice takes it seconds.
 
 Results are float32 products summed in a different order than MKL's (within
 1e-6 relative). Where oneDNN is not available (a build without it, another

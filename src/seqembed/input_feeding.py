@@ -9,9 +9,9 @@ a hand-written backward pass, as cuDNN does for its RNNs:
 
 * only what truly depends on the previous step is computed per step (the
   recurrent half of the LSTM gates, attention, the combine layer, and their
-  input gradients); the weight gradients are large matrix products over all
-  steps at the end, and the embedding half of the gates is one product over
-  all steps before the loop;
+  input gradients); the weight gradients, and those of the attention's keys
+  and memory, are large matrix products over all steps at the end, and the
+  embedding half of the gates is one product over all steps before the loop;
 * the batch is sorted by target length and step t runs only the sentences
   that are still going (``batch_sizes``, as in a PackedSequence), so padded
   positions cost nothing, here or in the output projection;

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 
 import torch
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from seqembed import onednn
 
@@ -387,20 +388,19 @@ def _summed_over_steps(weights, values, batch_sizes: list[int]) -> torch.Tensor:
     and (N, H). One batched product after the loop, instead of adding a
     (B, S, H) outer product at every step (two passes over B x S x H numbers
     a step, for memory's gradient and for the keys')."""
-    steps, batch = len(batch_sizes), batch_sizes[0]
-    if any(n != batch for n in batch_sizes):  # shorter sentences: zeros there
-        index = torch.cat(
-            [torch.arange(n) + t * batch for t, n in enumerate(batch_sizes)]
-        )
-        weights = weights.new_zeros(steps * batch, weights.size(1)).index_copy_(
-            0, index, weights
-        )
-        values = values.new_zeros(steps * batch, values.size(1)).index_copy_(
-            0, index, values
-        )
-    weights = weights.unflatten(0, (steps, batch))
-    values = values.unflatten(0, (steps, batch))
+    weights = _time_major(weights, batch_sizes)  # (steps, B, S)
+    values = _time_major(values, batch_sizes)  # (steps, B, H)
     return torch.bmm(weights.permute(1, 2, 0), values.transpose(0, 1))
+
+
+def _time_major(packed: torch.Tensor, batch_sizes: list[int]) -> torch.Tensor:
+    """Packed rows (N, D) as (steps, B, D), zeros where a sentence has ended;
+    a view when every sentence runs every step."""
+    steps, batch = len(batch_sizes), batch_sizes[0]
+    if all(n == batch for n in batch_sizes):
+        return packed.unflatten(0, (steps, batch))
+    sizes = torch.tensor(batch_sizes)
+    return pad_packed_sequence(PackedSequence(packed, sizes))[0]
 
 
 def _cells_before(c0, cells, batch_sizes: list[int]):

@@ -154,7 +154,8 @@ def test_library_choice_is_measured_once_and_leaves_random_numbers_alone():
 
 
 def test_mm_of_other_dtypes_is_torch_mm():
-    a, b = torch.randn(5, 3, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    a = torch.randn(5, 3, dtype=torch.float64)
+    b = torch.randn(3, 4, dtype=torch.float64)
     assert torch.equal(onednn.mm(a, b, use_onednn=True), a @ b)
 
 

@@ -91,7 +91,8 @@ def onednn_far_ahead() -> bool:
     """Whether oneDNN multiplies at least 1.5x faster than MKL here, with
     the current number of threads, measured once (about 20 ms) on a product
     shaped like a weight gradient. The margin keeps the choice the same from
-    run to run on a given machine: Zen 5 measures about 2.2x, Zen 4 1.2x."""
+    run to run on a given machine: Zen 5 measured 2.0-2.2x (2 and 1
+    threads); on Zen 4 oneDNN's large products ran at about 1.2x MKL's."""
     return _onednn_far_ahead(torch.get_num_threads())
 
 
@@ -230,8 +231,9 @@ def linear(
     the target vocabulary (rows = target positions, changing every batch):
     oneDNN without a reorder runs (600, 512) x (512, 4190) at ~205 GFLOP/s,
     MKL's addmm at ~165. The backward products go through ``mm``: MKL, as
-    fast there, unless oneDNN is far ahead on this CPU. Falls back to ``F.linear`` where oneDNN does not apply, and
-    for a non-contiguous weight (oneDNN takes seconds on a strided one)."""
+    fast there, unless oneDNN is far ahead on this CPU. Falls back to
+    ``F.linear`` where oneDNN does not apply, and for a non-contiguous weight
+    (oneDNN takes seconds on a strided one)."""
     if x.dim() != 2 or not weight.is_contiguous() or not applies(x):
         return F.linear(x, weight, bias)
     return _Linear.apply(x, weight, bias)

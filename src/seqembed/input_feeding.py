@@ -131,11 +131,10 @@ class _Products:
         return self.plain(embedded, weight.t(), bias)
 
     def plain(self, a, b, add=None):
-        """a @ b (+ add) over all positions, for the weight gradients: MKL
-        (the faster one there on Zen 4, and it takes strided operands as they
-        are) unless oneDNN is far ahead on this CPU (``onednn.mm``)."""
+        """a @ b (+ add) with MKL, for the products over all positions (MKL
+        is the faster one there, and takes strided operands as they are)."""
         if self.dtype is None:
-            return onednn.mm(a, b) if add is None else torch.addmm(add, a, b)
+            return torch.mm(a, b) if add is None else torch.addmm(add, a, b)
         a, b = a.to(self.dtype), b.to(self.dtype)
         if add is None:
             return torch.mm(a, b).float()

@@ -104,10 +104,85 @@ def test_linear_matches_f_linear_with_gradients(rows, bias):
         tensors = [x, weight] + ([b] if bias else [])
         results.append([out, *torch.autograd.grad(out, tensors, grad)])
     for ours, reference in zip(*results):
-        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+        # float32 sums in another order (the weight gradient's over 600 rows)
+        atol = 2e-6 * reference.abs().max().item()
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=atol)
     with torch.profiler.profile() as profile:  # and the oneDNN path ran
         onednn.linear(x, weight, b)
     assert "mkldnn::_linear_pointwise" in {e.key for e in profile.key_averages()}
+
+
+@needs_onednn
+@pytest.mark.parametrize("use_onednn", [True, False])
+def test_mm_equals_float64_product_for_every_layout(use_onednn):
+    """Row-major operands, transposed views and column slices (as the
+    weight gradients pass them), through either library."""
+    torch.manual_seed(1)
+    grads, inputs = torch.randn(541, 2048), torch.randn(541, 1280)
+    weight = torch.randn(2048, 1024)
+    cases = [
+        (grads.t(), inputs),  # a weight gradient: a transposed view
+        (grads.t(), inputs[:, 256:]),  # ... of a column slice
+        (grads, weight[:, :256]),  # an input gradient by a column slice
+        (inputs[:, :1024], weight.t()),  # a column slice by a transposed view
+        (inputs[:7].contiguous(), weight[:1280]),
+    ]
+    for a, b in cases:
+        expected = a.double() @ b.double()
+        result = onednn.mm(a, b, use_onednn)
+        assert result.shape == expected.shape and result.dtype == torch.float32
+        atol = 2e-6 * expected.abs().max().item()
+        torch.testing.assert_close(result.double(), expected, rtol=1e-5, atol=atol)
+
+
+@needs_onednn
+@pytest.mark.parametrize("use_onednn", [True, False])
+@pytest.mark.parametrize("positions", [541, 512, 7, 1])
+def test_weight_gradient_equals_float64_product(use_onednn, positions):
+    """Over position counts that are padded (541 -> 576, 7 -> 8) and that
+    are not (512, 1), with the column slices the LSTM's gradients pass."""
+    torch.manual_seed(positions)
+    grads, inputs = torch.randn(positions, 2048), torch.randn(positions, 1280)
+    cases = [(grads, inputs), (grads, inputs[:, 256:]), (grads[:, :512], inputs)]
+    for grad, x in cases:
+        expected = grad.double().t() @ x.double()
+        result = onednn.weight_gradient(grad, x, use_onednn)
+        assert result.shape == expected.shape and result.dtype == torch.float32
+        atol = 2e-6 * expected.abs().max().item()
+        torch.testing.assert_close(result.double(), expected, rtol=1e-5, atol=atol)
+
+
+def test_padded_lengths_are_few_and_waste_little():
+    lengths = {onednn.padded_length(n) for n in range(184, 1301)}
+    assert len(lengths) == 24  # eight an octave
+    for n in range(1, 5000):
+        padded = onednn.padded_length(n)
+        assert n <= padded <= max(n + 7, n * 1.125) and padded % 8 == 0
+    assert [onednn.padded_length(n) for n in (512, 513, 1024)] == [512, 576, 1024]
+
+
+@needs_onednn
+def test_library_choice_is_measured_once_and_leaves_random_numbers_alone():
+    threads = torch.get_num_threads()
+    onednn._onednn_far_ahead.cache_clear()
+    state = torch.get_rng_state()
+    choice = onednn.onednn_far_ahead()
+    assert isinstance(choice, bool)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert onednn._onednn_far_ahead.cache_info().currsize == 1
+    assert onednn.onednn_far_ahead() is choice  # the cached answer
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        onednn.onednn_far_ahead()  # measured again for another thread count
+        assert onednn._onednn_far_ahead.cache_info().currsize == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_mm_of_other_dtypes_is_torch_mm():
+    a = torch.randn(5, 3, dtype=torch.float64)
+    b = torch.randn(3, 4, dtype=torch.float64)
+    assert torch.equal(onednn.mm(a, b, use_onednn=True), a @ b)
 
 
 def test_linear_module_is_nn_linear_with_its_hooks():

@@ -130,11 +130,19 @@ class _Products:
             return onednn.product(embedded, weight.contiguous(), bias)
         return self.plain(embedded, weight.t(), bias)
 
-    def plain(self, a, b, add=None):
-        """a @ b (+ add) with MKL, for the products over all positions (MKL
-        is the faster one there, and takes strided operands as they are)."""
+    def weight_gradient(self, grad, x):
+        """grad^T @ x, summed over all positions: MKL (the faster one there
+        on Zen 4, and it takes strided operands as they are) unless oneDNN is
+        far ahead on this CPU (``onednn.weight_gradient``)."""
         if self.dtype is None:
-            return torch.mm(a, b) if add is None else torch.addmm(add, a, b)
+            return onednn.weight_gradient(grad, x)
+        return self.plain(grad.t(), x)
+
+    def plain(self, a, b, add=None):
+        """a @ b (+ add) over all positions: MKL, unless oneDNN is far ahead
+        on this CPU (``onednn.mm``)."""
+        if self.dtype is None:
+            return onednn.mm(a, b) if add is None else torch.addmm(add, a, b)
         a, b = a.to(self.dtype), b.to(self.dtype)
         if add is None:
             return torch.mm(a, b).float()
@@ -345,18 +353,17 @@ class InputFeedingRecurrence(torch.autograd.Function):
         )
         # The weight gradients, each one product over all positions.
         n_embedded = weight_ih.size(1) - hidden
-        grad_gates_t = grad_gates.t()
         needs = ctx.needs_input_grad
         grad_embedded = (
             products.plain(grad_gates, weight_ih[:, :n_embedded]) if needs[0] else None
         )
-        grad_weight_ih = products.plain(
-            grad_gates_t, lstm_inputs[:, : n_embedded + hidden]
+        grad_weight_ih = products.weight_gradient(
+            grad_gates, lstm_inputs[:, : n_embedded + hidden]
         )
-        grad_weight_hh = products.plain(
-            grad_gates_t, lstm_inputs[:, n_embedded + hidden :]
+        grad_weight_hh = products.weight_gradient(
+            grad_gates, lstm_inputs[:, n_embedded + hidden :]
         )
-        grad_combine = products.plain(grad_combine_in.t(), combined_inputs)
+        grad_combine = products.weight_gradient(grad_combine_in, combined_inputs)
         return (
             grad_embedded,
             grad_h.contiguous(),

@@ -16,6 +16,15 @@ with the untransposed weight. A weight used once is left to MKL: oneDNN
 without the reorder is no faster on products whose row count changes every
 batch, and a weight that is a strided slice takes it seconds.
 
+Except on a CPU where oneDNN is far ahead of MKL everywhere: MKL keeps to
+its AVX2 code on AMD processors, and on Zen 5, whose AVX-512 units are full
+width, oneDNN multiplies at twice its rate (2 threads: 480 against 220
+GFLOP/s for a (2048, 541) x (541, 1280) weight gradient). ``mm`` and
+``weight_gradient``, for the backward passes' products over all positions,
+measure both once per process and thread count (``onednn_far_ahead``) and
+take oneDNN where it is at least 1.5x faster (Zen 4: about 1.2x on large
+products, and slower on weight gradients).
+
 Results are float32 products summed in a different order than MKL's (within
 1e-6 relative). Where oneDNN is not available (a build without it, another
 device, other dtypes, autocast), everything falls back to ``F.linear``.
@@ -24,6 +33,7 @@ device, other dtypes, autocast), everything falls back to ``F.linear``.
 from __future__ import annotations
 
 import functools
+import time
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +65,94 @@ def applies(x: torch.Tensor) -> bool:
         and not torch.is_autocast_enabled("cpu")
         and available()
     )
+
+
+def mm(a: torch.Tensor, b: torch.Tensor, use_onednn: bool | None = None):
+    """``a @ b`` for 2-D tensors, without autograd: through oneDNN where
+    ``use_onednn`` (None: where ``onednn_far_ahead()`` on this CPU), with MKL
+    (``torch.mm``) otherwise. Row-major operands and transposed views of
+    them are read as they are; others (a column slice) are copied first."""
+    if use_onednn is None:
+        use_onednn = applies(a) and onednn_far_ahead()
+    if not (use_onednn and applies(a) and applies(b)):
+        return torch.mm(a, b)
+    return torch.ops.mkldnn._linear_pointwise(
+        _readable(a), _readable(b.t()), None, "none", [], ""
+    )
+
+
+def weight_gradient(
+    grad: torch.Tensor, x: torch.Tensor, use_onednn: bool | None = None
+) -> torch.Tensor:
+    """``grad.T @ x``, the weight gradient of ``x @ weight.T`` summed over
+    the positions (rows) of ``grad`` (n, out) and ``x`` (n, in), as ``mm``.
+
+    Through oneDNN the positions are first zero-padded to one of a few
+    lengths (``padded_length``); the zero rows add nothing to the sums. The
+    number of positions changes from batch to batch, and oneDNN keeps state
+    for every shape it has run (in the C heap, next to the freed blocks of
+    the results' sizes that then stay with the process): over the lengths
+    themselves, default training's peak RSS grew 1,055 -> 1,512 MiB in two
+    minutes and to 1,815 after ten; over a few lengths it levels off.
+    """
+    if use_onednn is None:
+        use_onednn = applies(grad) and onednn_far_ahead()
+    if not (use_onednn and applies(grad) and applies(x)):
+        return torch.mm(grad.t(), x)
+    n = grad.size(0)
+    padded = padded_length(n)
+    grad, x = _zero_padded(grad, padded), _zero_padded(x, padded)
+    # oneDNN's linear: a (out, padded) transposed view by a weight (in, padded)
+    return torch.ops.mkldnn._linear_pointwise(grad.t(), x.t(), None, "none", [], "")
+
+
+def padded_length(n: int) -> int:
+    """``n`` rounded up to a multiple of an eighth of the power of two
+    below it, and of 8: at most 12.5% (or 7 rows) more, eight lengths an
+    octave, so Tatoeba's batches (184 to 1,300 target positions) take 24."""
+    step = max(8, (1 << (n.bit_length() - 1)) // 8)
+    return -(-n // step) * step
+
+
+def _zero_padded(x: torch.Tensor, rows: int) -> torch.Tensor:
+    # a row-major copy (a column slice would be copied anyway, see _readable)
+    padded = x.new_empty(rows, x.size(1))
+    padded[: x.size(0)] = x
+    padded[x.size(0) :] = 0
+    return padded
+
+
+def _readable(x: torch.Tensor) -> torch.Tensor:
+    # oneDNN took seconds on a column slice (2.8 s for (541, 2048) x a
+    # 256-column slice of a (2048, 1024) weight), none on a transposed view
+    return x if x.is_contiguous() or x.t().is_contiguous() else x.contiguous()
+
+
+def onednn_far_ahead() -> bool:
+    """Whether oneDNN multiplies at least 1.5x faster than MKL here, with
+    the current number of threads, measured once (about 20 ms) on a product
+    shaped like a weight gradient. The margin keeps the choice the same from
+    run to run on a given machine: Zen 5 measured 2.0-2.2x (2 and 1
+    threads); on Zen 4 oneDNN's large products ran at about 1.2x MKL's."""
+    return _onednn_far_ahead(torch.get_num_threads())
+
+
+@functools.cache
+def _onednn_far_ahead(threads: int) -> bool:
+    if not available():
+        return False
+    # fixed numbers, as in available(): the global random stream stays put
+    a = torch.linspace(-1, 1, 512 * 576).reshape(576, 512).t()  # transposed view
+    b = torch.linspace(1, -1, 576 * 1024).reshape(576, 1024)
+    seconds = {}
+    for use_onednn in (False, True, False, True):  # warm-up, then best of 3
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            mm(a, b, use_onednn)
+            times.append(time.perf_counter() - start)
+        seconds[use_onednn] = min(times)
+    return seconds[True] * 1.5 <= seconds[False]
 
 
 def reorder(weight: torch.Tensor, rows: int) -> torch.Tensor:
@@ -173,9 +271,10 @@ def linear(
     For a large weight used once per batch, like the output projection onto
     the target vocabulary (rows = target positions, changing every batch):
     oneDNN without a reorder runs (600, 512) x (512, 4190) at ~205 GFLOP/s,
-    MKL's addmm at ~165. The backward products stay with MKL, which is as
-    fast there. Falls back to ``F.linear`` where oneDNN does not apply, and
-    for a non-contiguous weight (oneDNN takes seconds on a strided one)."""
+    MKL's addmm at ~165. The backward products go through ``mm``: MKL, as
+    fast there, unless oneDNN is far ahead on this CPU. Falls back to
+    ``F.linear`` where oneDNN does not apply, and for a non-contiguous weight
+    (oneDNN takes seconds on a strided one)."""
     if x.dim() != 2 or not weight.is_contiguous() or not applies(x):
         return F.linear(x, weight, bias)
     return _Linear.apply(x, weight, bias)
@@ -200,7 +299,7 @@ class _Linear(torch.autograd.Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        grad_x = grad @ weight if needs[0] else None
-        grad_weight = grad.t() @ x if needs[1] else None
+        grad_x = mm(grad, weight) if needs[0] else None
+        grad_weight = weight_gradient(grad, x) if needs[1] else None
         grad_bias = grad.sum(0) if ctx.has_bias and needs[2] else None
         return grad_x, grad_weight, grad_bias

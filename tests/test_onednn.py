@@ -200,6 +200,44 @@ def test_linear_module_is_nn_linear_with_its_hooks():
     assert seen == [(9, 40)]
 
 
+@needs_onednn
+def test_linear_of_a_batch_of_sequences_with_gradients():
+    """3-D inputs (sentences, positions, features), as attention's keys and
+    combine layer pass them, contiguous or not: values and gradients match
+    F.linear, and the product runs in oneDNN."""
+    torch.manual_seed(3)
+    weight = (torch.randn(48, 64) / 8).requires_grad_()
+    for x in (torch.randn(6, 11, 64), torch.randn(11, 6, 64).transpose(0, 1)):
+        x.requires_grad_()
+        grad = torch.randn(6, 11, 48)
+        results = []
+        for linear in (onednn.linear, torch.nn.functional.linear):
+            out = linear(x, weight)
+            results.append([out, *torch.autograd.grad(out, (x, weight), grad)])
+        assert results[0][0].shape == (6, 11, 48)
+        for ours, reference in zip(*results):
+            atol = 2e-6 * reference.abs().max().item()
+            torch.testing.assert_close(ours, reference, rtol=1e-5, atol=atol)
+    with torch.profiler.profile() as profile:
+        onednn.linear(x, weight)
+    assert "mkldnn::_linear_pointwise" in {e.key for e in profile.key_averages()}
+
+
+@needs_onednn
+@pytest.mark.parametrize("far_ahead", [True, False])
+def test_linear_module_not_everywhere_follows_the_measured_choice(
+    monkeypatch, far_ahead
+):
+    monkeypatch.setattr(onednn, "onednn_far_ahead", lambda: far_ahead)
+    layer = onednn.Linear(64, 48, bias=False, everywhere=False)
+    x = torch.randn(6, 11, 64)
+    with torch.profiler.profile() as profile:
+        out = layer(x)
+    ran = {e.key for e in profile.key_averages()}
+    assert ("mkldnn::_linear_pointwise" in ran) is far_ahead
+    torch.testing.assert_close(out, x @ layer.weight.t(), rtol=1e-5, atol=1e-5)
+
+
 def test_linear_falls_back_for_strided_weights_and_other_dtypes():
     weight = torch.randn(64, 40)
     x = torch.randn(5, 32)

@@ -91,7 +91,7 @@ class LuongAttention(nn.Module):
     def __init__(self, hidden_size: int, score: str = "general"):
         super().__init__()
         self.key = (
-            nn.Linear(hidden_size, hidden_size, bias=False)
+            onednn.Linear(hidden_size, hidden_size, bias=False, everywhere=False)
             if score == "general"
             else None
         )
@@ -220,7 +220,9 @@ class Decoder(nn.Module):
         else:
             self.attention = None
         if self.attention is not None:
-            self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)
+            self.combine = onednn.Linear(
+                2 * hidden_size, hidden_size, bias=False, everywhere=False
+            )
         # forward product through oneDNN (onednn.Linear)
         self.output_projection = onednn.Linear(hidden_size, vocab_size)
 

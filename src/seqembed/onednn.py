@@ -272,21 +272,37 @@ def linear(
     For a large weight used once per batch, like the output projection onto
     the target vocabulary (rows = target positions, changing every batch):
     oneDNN without a reorder runs (600, 512) x (512, 4190) at ~205 GFLOP/s,
-    MKL's addmm at ~165. The backward products go through ``mm``: MKL, as
-    fast there, unless oneDNN is far ahead on this CPU. Falls back to
-    ``F.linear`` where oneDNN does not apply, and for a non-contiguous weight
-    (oneDNN takes seconds on a strided one)."""
-    if x.dim() != 2 or not weight.is_contiguous() or not applies(x):
+    MKL's addmm at ~165. The backward products go through ``mm`` and
+    ``weight_gradient``: MKL, as fast there, unless oneDNN is far ahead on
+    this CPU. ``x`` of more than two dimensions is multiplied as the rows of
+    its last one. Falls back to ``F.linear`` where oneDNN does not apply, and
+    for a non-contiguous weight (oneDNN takes seconds on a strided one)."""
+    if x.dim() < 2 or not weight.is_contiguous() or not applies(x):
         return F.linear(x, weight, bias)
-    return _Linear.apply(x, weight, bias)
+    if x.dim() == 2:
+        return _Linear.apply(x, weight, bias)
+    rows = _Linear.apply(x.reshape(-1, x.size(-1)), weight, bias)
+    return rows.view(*x.shape[:-1], rows.size(-1))
 
 
 class Linear(nn.Linear):
     """``nn.Linear`` (same parameters, initialisation and hooks) computing
-    with ``linear``: for the output projection onto the target vocabulary."""
+    with ``linear``.
+
+    ``everywhere``: through oneDNN wherever it applies, as for the output
+    projection onto the target vocabulary (faster on Zen 4 too). Otherwise
+    only where oneDNN is far ahead of MKL (``onednn_far_ahead``), for the
+    smaller products of attention (keys, combine layer: (576, 1024) x (1024,
+    512), where Zen 4 was not measured to gain) and ``F.linear`` elsewhere."""
+
+    def __init__(self, *args, everywhere: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.everywhere = everywhere
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return linear(x, self.weight, self.bias)
+        if self.everywhere or (applies(x) and onednn_far_ahead()):
+            return linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
 
 class _Linear(torch.autograd.Function):
@@ -294,7 +310,9 @@ class _Linear(torch.autograd.Function):
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+        return torch.ops.mkldnn._linear_pointwise(
+            _readable(x), weight, bias, "none", [], ""
+        )
 
     @staticmethod
     def backward(ctx, grad):

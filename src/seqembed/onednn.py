@@ -279,8 +279,7 @@ def linear(
     for a non-contiguous weight (oneDNN takes seconds on a strided one)."""
     if x.dim() < 2 or not weight.is_contiguous() or not applies(x):
         return F.linear(x, weight, bias)
-    if x.dim() == 2:
-        return _Linear.apply(x, weight, bias)
+    # a 2-D x is its own reshape: no copy
     rows = _Linear.apply(x.reshape(-1, x.size(-1)), weight, bias)
     return rows.view(*x.shape[:-1], rows.size(-1))
 

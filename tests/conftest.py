@@ -44,3 +44,22 @@ def builtin_run(tmp_path_factory) -> Path:
     config = demo_config(seed_example=False, seed=3, extra=["train.epochs=12"])
     train(config, run_dir, builtin_pairs(), user_dict=builtin_user_dict())
     return run_dir
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "bf16: needs a CPU with native bfloat16 (skipped elsewhere)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    # bf16 autocast is refused on a CPU without native bf16 (seqembed.devices):
+    # on an AVX2-only host these tests skip, and test_devices checks the refusal.
+    from seqembed.devices import cpu_info
+
+    if cpu_info().native_bf16:
+        return
+    skip = pytest.mark.skip(reason=f"no native bf16 on this CPU ({cpu_info()})")
+    for item in items:
+        if "bf16" in item.keywords:
+            item.add_marker(skip)

@@ -24,6 +24,7 @@ def test_seed_example_learns_all_five_pairs_for_every_seed(tmp_path, seed):
     ]
 
 
+@pytest.mark.bf16
 def test_bf16_autocast_training_learns_the_seed_example_and_keeps_fp32_weights(
     tmp_path,
 ):

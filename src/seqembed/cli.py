@@ -563,8 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--beam", type=int, help="beam size (default: greedy)")
     translate.add_argument(
         "--precision",
-        choices=["fp32", "bf16"],
-        help="bf16: bfloat16 autocast, faster on CPUs with native bf16",
+        choices=["fp32", "bf16", "auto"],
+        help="bf16: bfloat16 autocast, faster on CPUs with native bf16 (refused "
+        "elsewhere); auto: bf16 where native, else fp32",
     )
     translate.add_argument("--batch-size", type=int, help="sentences per batch")
     translate.set_defaults(func=cmd_translate)
@@ -577,8 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--beam", type=int, help="beam size (default: greedy)")
     evaluate.add_argument(
         "--precision",
-        choices=["fp32", "bf16"],
-        help="bf16: bfloat16 autocast, faster on CPUs with native bf16",
+        choices=["fp32", "bf16", "auto"],
+        help="bf16: bfloat16 autocast, faster on CPUs with native bf16 (refused "
+        "elsewhere); auto: bf16 where native, else fp32",
     )
     evaluate.add_argument("--src-column", type=int, default=1)
     evaluate.add_argument("--tgt-column", type=int, default=0)

@@ -142,8 +142,10 @@ class TrainConfig:
     max_nonfinite_steps: int = 5
     # "bf16": the forward pass under bfloat16 autocast (weights, gradients
     # and Adam's state stay float32). 1.4-1.5x more tokens/s on CPUs with
-    # native bf16 (AVX512-BF16, AMX), measured by bench/speed.py.
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # native bf16 (AVX512-BF16, AMX), measured by bench/speed.py. Refused on
+    # a CPU without it (about 30x slower there); "auto": bf16 where native,
+    # else fp32 (seqembed.devices).
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
 
 
 @dataclass(frozen=True)
@@ -158,8 +160,9 @@ class DecodeConfig:
     batch_size: int = 256
     # "bf16": bfloat16 autocast on the CPU. About 1.6x (greedy) to 1.8x (beam 5)
     # faster on CPUs with native bf16 (AVX512-BF16, AMX); BLEU within 0.4 on
-    # Tatoeba. Slower on CPUs without it, hence not the default.
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # Tatoeba. Refused on CPUs without it, hence not the default; "auto":
+    # bf16 where native, else fp32.
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from seqembed.checkpoint import load_checkpoint, restore_model
 from seqembed.config import Config
 from seqembed.data import collate, epoch_batches
 from seqembed.decoding import beam_search, greedy_decode, max_output_length
+from seqembed.devices import resolve_precision
 from seqembed.errors import InputError
 from seqembed.model import Seq2Seq
 from seqembed.segment import text_processing
@@ -72,8 +73,9 @@ class Translator:
         """From a loaded checkpoint: it carries the vocabularies, the jieba
         user dictionary and the SentencePiece models, so nothing else is read."""
         model, config, src_vocab, tgt_vocab = restore_model(state)
-        if decode_settings:
-            config = replace(config, decode=replace(config.decode, **decode_settings))
+        decode = replace(config.decode, **decode_settings)
+        precision = resolve_precision(decode.precision, "decode.precision")
+        config = replace(config, decode=replace(decode, precision=precision))
         user_dict, subwords = state.get("user_dict"), from_state(state)
         return cls(model, config, src_vocab, tgt_vocab, user_dict, subwords)
 

@@ -12,7 +12,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +29,7 @@ from seqembed.checkpoint import (
 from seqembed.config import Config, from_dict, save_config, to_dict
 from seqembed.corpus import SIDES, Corpus, Pair, SkipCounts
 from seqembed.data import Batch, collate, epoch_batches, rank_share, target_tokens
+from seqembed.devices import cpu_info, resolve_precision
 from seqembed.errors import InputError
 from seqembed.evaluation import Translator, score
 from seqembed.metrics_log import MetricsLog
@@ -281,15 +282,19 @@ def start_session(
     ``run_dir``."""
     checkpoint = None
     main = distributed.is_main()
+    log.info("CPU: %s", cpu_info().describe())
     if resume:
         checkpoint, path = _load_for_resume(run_dir)
         saved = to_dict(from_dict(checkpoint["config"], "checkpoint"))
-        # Only the epoch limit and the budget may change on resume.
-        saved["train"]["epochs"] = config.train.epochs
-        saved["train"]["max_minutes"] = config.train.max_minutes
+        # Only the epoch limit, the budget and the precision (a bf16 run
+        # resumed on a CPU without bf16) may change on resume.
+        for key in ("epochs", "max_minutes", "precision"):
+            saved["train"][key] = getattr(config.train, key)
         config = from_dict(saved)
         user_dict = checkpoint.get("user_dict")
-    else:
+    precision = resolve_precision(config.train.precision, "train.precision")
+    config = replace(config, train=replace(config.train, precision=precision))
+    if not resume:
         # from_main: the other ranks wait until the files are written
         distributed.from_main(lambda: split_corpus(pairs, config, run_dir, heldout))
     n_train = count_lines(run_dir / "data" / "train.tsv")

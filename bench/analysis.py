@@ -34,15 +34,16 @@ import sys
 import time
 from pathlib import Path
 
-from seqembed.openmp import choose_wait_policy
+from seqembed.nmt.cpu.openmp import choose_wait_policy
 
 WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from seqembed import analysis as an  # noqa: E402
-from seqembed.embeddings import EmbeddingTable, scan_pairs  # noqa: E402
+from seqembed.analysis import embedding as an  # noqa: E402
+from seqembed.analysis.similarity import scan_pairs  # noqa: E402
+from seqembed.vectors.table import EmbeddingTable  # noqa: E402
 
 TARGET_SECONDS = 10.0
 TARGET_RSS_GB = 2.0

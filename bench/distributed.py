@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--nproc", type=int, default=2)
     args = parser.parse_args()
     if args.tsv is None:
-        from seqembed.demo import resource_path
+        from seqembed.cli.demo import resource_path
 
         args.tsv = str(resource_path("builtin.tsv"))
     cores = os.cpu_count() or 1

@@ -54,7 +54,7 @@ def peak_mib(children: bool = False) -> float:
 
 def tatoeba_tokens() -> list[tuple[str, str]]:
     """Tatoeba's pairs as (English, Chinese), Moses- and jieba-tokenised."""
-    from seqembed.segment import ChineseSegmenter, EnglishTokenizer
+    from seqembed.data.segment import ChineseSegmenter, EnglishTokenizer
 
     jieba, moses = ChineseSegmenter("jieba"), EnglishTokenizer("moses", True)
     pairs = []
@@ -102,8 +102,8 @@ def phase_train(corpus: Path, run_dir: Path, steps: int, extra: list[str]) -> di
     """Read, split, tokenise (cache or lists) and train ``steps`` steps, as
     ``seqembed train CORPUS`` does."""
     from seqembed.config import load_config
-    from seqembed.corpus import Corpus
-    from seqembed.training import train
+    from seqembed.data.corpus import Corpus
+    from seqembed.nmt.training import train
 
     config = load_config(None, [*SETTINGS, *extra])
     started = time.monotonic()
@@ -163,7 +163,7 @@ def rss_now() -> dict:
 def phase_tokenize(run_dir: Path, processes: int) -> dict:
     """The cache alone, from the run's train.tsv, with ``processes`` workers."""
     from seqembed.config import load_config
-    from seqembed.token_cache import build_cache
+    from seqembed.data.token_cache import build_cache
 
     config = load_config(None, SETTINGS)
     started = time.monotonic()

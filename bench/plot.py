@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from seqembed.openmp import choose_wait_policy
+from seqembed.nmt.cpu.openmp import choose_wait_policy
 
 WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 
@@ -37,7 +37,7 @@ def synthetic_vectors(n_words: int, dim: int, seed: int = 0):
 
 def measure(method: str, n_words: int, dim: int, threads: int) -> dict:
     """One projection, timed (run in a child process)."""
-    from seqembed.projection import Projection
+    from seqembed.report.projection import Projection
 
     vectors = synthetic_vectors(n_words, dim)
     large_from = 0 if method == "opentsne" else 10**9

@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from seqembed.openmp import choose_wait_policy
+from seqembed.nmt.cpu.openmp import choose_wait_policy
 
 WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -87,15 +87,15 @@ def measure(path: str, format: str, n_words: int, vocab: int, dim: int) -> dict:
 
     from torch import nn
 
-    from seqembed.pretrained import load_into
-    from seqembed.vocab import SPECIALS, Vocab
+    from seqembed.data.vocab import SPECIALS, Vocab
+    from seqembed.nmt.pretrained import load_into
 
     words = vocab_words(n_words, vocab)
     table = Vocab(list(SPECIALS) + words, [0] * 4 + [1] * len(words))
     embedding = nn.Embedding(len(table), dim, padding_idx=0)
     before = rss_mb()
     started = time.perf_counter()
-    coverage = load_into(embedding, table, Path(path), format)
+    coverage = load_into(embedding.weight, table, Path(path), format)
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {

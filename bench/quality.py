@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from seqembed.openmp import choose_wait_policy
+from seqembed.nmt.cpu.openmp import choose_wait_policy
 
 WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 
@@ -31,10 +31,11 @@ import sacrebleu  # noqa: E402
 import torch  # noqa: E402
 
 from seqembed.config import load_config  # noqa: E402
-from seqembed.corpus import SkipCounts, read_tsv  # noqa: E402
-from seqembed.evaluation import Translator, score  # noqa: E402
-from seqembed.segment import normalize  # noqa: E402
-from seqembed.training import read_splits, train  # noqa: E402
+from seqembed.data.corpus import SkipCounts, read_tsv  # noqa: E402
+from seqembed.data.prepare import read_splits  # noqa: E402
+from seqembed.data.segment import normalize  # noqa: E402
+from seqembed.nmt.evaluation import Translator, score  # noqa: E402
+from seqembed.nmt.training import train  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_TSV = HERE.parents[1] / "shared/data/tatoeba-cmn-eng/cmn-eng.tsv"

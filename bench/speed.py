@@ -33,20 +33,21 @@ import sys
 import time
 from pathlib import Path
 
-from seqembed.openmp import choose_wait_policy
+from seqembed.nmt.cpu.openmp import choose_wait_policy
 
 WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from seqembed import onednn  # noqa: E402
 from seqembed.config import load_config  # noqa: E402
-from seqembed.corpus import SkipCounts, read_tsv  # noqa: E402
-from seqembed.data import collate, epoch_batches  # noqa: E402
-from seqembed.evaluation import Translator, score  # noqa: E402
-from seqembed.training import read_splits, start_session, train_step  # noqa: E402
-from seqembed.vocab import PAD  # noqa: E402
+from seqembed.data.batches import collate, epoch_batches  # noqa: E402
+from seqembed.data.corpus import SkipCounts, read_tsv  # noqa: E402
+from seqembed.data.prepare import read_splits  # noqa: E402
+from seqembed.data.vocab import PAD  # noqa: E402
+from seqembed.nmt.cpu import onednn  # noqa: E402
+from seqembed.nmt.evaluation import Translator, score  # noqa: E402
+from seqembed.nmt.training import start_session, train_step  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vs_peers import read_pairs  # noqa: E402

@@ -28,16 +28,16 @@ import json
 import time
 from pathlib import Path
 
-from seqembed.openmp import choose_wait_policy
+from seqembed.nmt.cpu.openmp import choose_wait_policy
 
 WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 
 import torch  # noqa: E402
 
-from seqembed.checkpoint import load_checkpoint  # noqa: E402
-from seqembed.evaluation import Translator, score  # noqa: E402
-from seqembed.prepare import read_splits  # noqa: E402
-from seqembed.vocab import UNK  # noqa: E402
+from seqembed.data.prepare import read_splits  # noqa: E402
+from seqembed.data.vocab import UNK  # noqa: E402
+from seqembed.nmt.checkpoint import load_checkpoint  # noqa: E402
+from seqembed.nmt.evaluation import Translator, score  # noqa: E402
 
 
 def unk_rates(vocab, sentences: list[list[str]]) -> tuple[float, float, float]:

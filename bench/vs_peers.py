@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from seqembed.openmp import choose_wait_policy
+from seqembed.nmt.cpu.openmp import choose_wait_policy
 
 WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 
@@ -25,9 +25,9 @@ import sacrebleu  # noqa: E402
 import torch  # noqa: E402
 
 from seqembed.config import load_config  # noqa: E402
-from seqembed.corpus import Pair  # noqa: E402
-from seqembed.evaluation import Translator  # noqa: E402
-from seqembed.training import train  # noqa: E402
+from seqembed.data.corpus import Pair  # noqa: E402
+from seqembed.nmt.evaluation import Translator  # noqa: E402
+from seqembed.nmt.training import train  # noqa: E402
 
 
 def read_pairs(data: Path, name: str) -> list[Pair]:

@@ -38,7 +38,7 @@ def child(steps: int, tsv: Path) -> None:
     sys.path.insert(0, str(HERE))
     import speed  # imports torch, which reads the policy now
 
-    from seqembed.corpus import SkipCounts, read_tsv
+    from seqembed.data.corpus import SkipCounts, read_tsv
 
     speed.torch.set_num_threads(2)
     pairs = read_tsv(tsv, 1, 0, 1000, SkipCounts())

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqembed.demo import builtin_pairs, builtin_user_dict, demo_config, seed_pairs
-from seqembed.training import train
+from seqembed.cli.demo import builtin_pairs, builtin_user_dict, demo_config, seed_pairs
+from seqembed.nmt.training import train
 
 # Tests share the 2 cores with whatever else runs; spinning OpenMP threads
 # would make them several times slower.
@@ -53,9 +53,9 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    # bf16 autocast is refused on a CPU without native bf16 (seqembed.devices):
+    # bf16 autocast is refused on a CPU without native bf16 (seqembed.nmt.devices):
     # on an AVX2-only host these tests skip, and test_devices checks the refusal.
-    from seqembed.devices import cpu_info
+    from seqembed.nmt.devices import cpu_info
 
     if cpu_info().native_bf16:
         return

@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seqembed import distributed
-from seqembed.data import epoch_batches
-from seqembed.demo import builtin_pairs, demo_config
-from seqembed.training import global_step, start_session
-from seqembed.vocab import PAD
+from seqembed.cli.demo import builtin_pairs, demo_config
+from seqembed.data.batches import epoch_batches
+from seqembed.data.vocab import PAD
+from seqembed.nmt import distributed
+from seqembed.nmt.training import global_step, start_session
 
 # No dropout: two processes draw other masks than one. Batches of 16.
 # Characters, not jieba (see TINY in test_distributed.py).

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from seqembed.alignment import (
+from seqembed.analysis.alignment import (
     STATUS_OK,
     STATUS_TOO_SMALL,
     CrossLingualMap,
@@ -18,9 +18,9 @@ from seqembed.alignment import (
     normalize,
     split_lexicon,
 )
-from seqembed.checkpoint import load_checkpoint
-from seqembed.embeddings import EmbeddingTable, load_tables
-from seqembed.vocab import SPECIALS
+from seqembed.data.vocab import SPECIALS
+from seqembed.nmt.checkpoint import load_checkpoint, load_tables
+from seqembed.vectors.table import EmbeddingTable
 
 
 def table(prefix: str, vectors: np.ndarray) -> EmbeddingTable:

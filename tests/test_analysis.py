@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqembed.analysis import MIN_BIN_WORDS, EmbeddingAnalysis, frequency_bins
-from seqembed.embeddings import EmbeddingTable
+from seqembed.analysis.embedding import MIN_BIN_WORDS, EmbeddingAnalysis, frequency_bins
+from seqembed.vectors.table import EmbeddingTable
 
 torch.set_num_threads(1)
 

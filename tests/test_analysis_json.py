@@ -13,8 +13,7 @@ import pytest
 import torch
 from jsonschema import Draft202012Validator
 
-from seqembed.demo import demo_config, seed_pairs
-from seqembed.run_analysis import (
+from seqembed.analysis.run import (
     DESIGN_GROUPS,
     DESIGN_PAIRS,
     AnalysisSettings,
@@ -22,8 +21,9 @@ from seqembed.run_analysis import (
     builtin_groups,
     schema,
 )
-from seqembed.stability import stability_report
-from seqembed.training import train
+from seqembed.analysis.stability import stability_report
+from seqembed.cli.demo import demo_config, seed_pairs
+from seqembed.nmt.training import train
 
 SEED_SETTINGS = AnalysisSettings(
     sides=("src",),

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from seqembed.cli import main
+from seqembed.cli.main import main
 
 # Five raw pairs (jieba segments the Chinese), Tatoeba's layout: en TAB zh.
 PAIRS = [

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from seqembed import chance
-from seqembed.embeddings import scan_pairs
+from seqembed.analysis import chance
+from seqembed.analysis.similarity import scan_pairs
 
 
 def random_unit(n_words: int, dim: int, rng: np.random.Generator) -> np.ndarray:

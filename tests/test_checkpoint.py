@@ -13,15 +13,15 @@ import pytest
 import torch
 
 from seqembed import files
-from seqembed.checkpoint import (
+from seqembed.cli.demo import SEED_PAIRS, demo_config, seed_pairs
+from seqembed.errors import InputError
+from seqembed.nmt.checkpoint import (
     kept_checkpoints,
     load_checkpoint,
     load_latest_checkpoint,
     save_checkpoint,
 )
-from seqembed.demo import SEED_PAIRS, demo_config, seed_pairs
-from seqembed.errors import InputError
-from seqembed.training import train
+from seqembed.nmt.training import train
 
 
 def seed_config(epochs, *extra):
@@ -162,7 +162,7 @@ def test_a_full_disk_leaves_the_previous_checkpoints(
 def test_a_full_disk_in_training_is_one_line(
     five_epochs, tmp_path, monkeypatch, capsys
 ):
-    from seqembed.cli import main
+    from seqembed.cli.main import main
 
     run = copy_run(five_epochs, tmp_path)
     before = (run / "last.pt").read_bytes()

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from seqembed.demo import SEED_PAIRS
+from seqembed.cli.demo import SEED_PAIRS
 
 
 def seqembed(*args, stdin=None, cwd=None):
@@ -215,7 +215,7 @@ def test_ctrl_c_saves_the_batch_and_resume_goes_on(tmp_path):
 
     import torch
 
-    from seqembed.demo import resource_path
+    from seqembed.cli.demo import resource_path
 
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from test_cli import assert_clean_error, seqembed
 
-from seqembed.checkpoint import load_checkpoint
-from seqembed.embeddings import load_tables
+from seqembed.nmt.checkpoint import load_checkpoint, load_tables
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +141,7 @@ def test_analysis_mistakes_are_one_line(builtin_run, tmp_path):
 
 
 def test_train_seeds_trains_each_seed_and_compares_them(tmp_path):
-    from seqembed.demo import resource_path
+    from seqembed.cli.demo import resource_path
 
     out = tmp_path / "seeds"
     result = seqembed(

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from seqembed.checkpoint import load_checkpoint, restore_model
-from seqembed.contextual import (
+from seqembed.analysis.contextual import (
     ContextualStates,
     is_content_word,
     mean_cosine,
     self_similarity,
     training_sentences,
 )
+from seqembed.data.prepare import read_splits
+from seqembed.data.segment import ChineseSegmenter
 from seqembed.errors import InputError
-from seqembed.segment import ChineseSegmenter
-from seqembed.training import read_splits
+from seqembed.nmt.checkpoint import load_checkpoint, restore_model
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 import pytest
 
-from seqembed.corpus import (
+from seqembed.cli.demo import builtin_pairs
+from seqembed.data.corpus import (
     Pair,
     SkipCounts,
     deduplicate,
@@ -8,9 +9,8 @@ from seqembed.corpus import (
     read_tsv,
     split_pairs,
 )
-from seqembed.demo import builtin_pairs
+from seqembed.data.segment import normalize
 from seqembed.errors import InputError
-from seqembed.segment import normalize
 
 
 def read(path, **kw):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from seqembed.config import load_config
-from seqembed.corpus import (
+from seqembed.data.corpus import (
     Corpus,
     Pair,
     SkipCounts,
@@ -21,8 +21,8 @@ from seqembed.corpus import (
     read_tsv,
     split_pairs,
 )
+from seqembed.data.prepare import read_splits, split_corpus
 from seqembed.errors import InputError
-from seqembed.prepare import read_splits, split_corpus
 
 
 def reference_split(pairs, config):
@@ -133,8 +133,8 @@ PREPARE = textwrap.dedent(
     import random, resource, sys
     from pathlib import Path
     from seqembed.config import load_config
-    from seqembed.corpus import Corpus
-    from seqembed.prepare import split_corpus
+    from seqembed.data.corpus import Corpus
+    from seqembed.data.prepare import split_corpus
 
     n, work = int(sys.argv[1]), Path(sys.argv[2])
     rng = random.Random(0)

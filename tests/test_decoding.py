@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from seqembed import onednn
-from seqembed.data import collate
-from seqembed.decoding import beam_search, greedy_decode
-from seqembed.evaluation import Translator
-from seqembed.training import read_splits
-from seqembed.vocab import SOS
+from seqembed.data.batches import collate
+from seqembed.data.prepare import read_splits
+from seqembed.data.vocab import SOS
+from seqembed.nmt.cpu import onednn
+from seqembed.nmt.decoding import beam_search, greedy_decode
+from seqembed.nmt.evaluation import Translator
 
 
 def encoded_test_batch(translator, run_dir, n=24):

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from seqembed.demo import SEED_PAIRS
-from seqembed.devices import cpu_info, resolve_precision
+from seqembed.cli.demo import SEED_PAIRS
 from seqembed.errors import InputError
+from seqembed.nmt.devices import cpu_info, resolve_precision
 
 # What an AVX2-only CPU gives torch, oneDNN and MKL; on an AVX2 host it is
 # the machine itself.
@@ -62,7 +62,7 @@ def test_cpu_info_names_the_capability_torch_uses():
 
 def test_an_avx2_restricted_process_has_no_native_bf16():
     code = (
-        "from seqembed.devices import cpu_info; i = cpu_info(); "
+        "from seqembed.nmt.devices import cpu_info; i = cpu_info(); "
         "print(i.capability, i.native_bf16)"
     )
     assert in_process(code, AVX2_ONLY) == "AVX2 False"

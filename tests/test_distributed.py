@@ -20,12 +20,12 @@ import torch
 import torch.distributed as dist
 from test_reliability import assert_same_state  # model and Adam, bit for bit
 
-from seqembed import distributed
-from seqembed.checkpoint import load_checkpoint
-from seqembed.cli import _without_nproc, main
-from seqembed.data import epoch_batches, rank_share
-from seqembed.demo import resource_path
+from seqembed.cli.demo import resource_path
+from seqembed.cli.main import _without_nproc, main
+from seqembed.data.batches import epoch_batches, rank_share
 from seqembed.errors import InputError
+from seqembed.nmt import distributed
+from seqembed.nmt.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.skipif(
     not (dist.is_available() and dist.is_gloo_available()),

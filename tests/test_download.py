@@ -1,4 +1,4 @@
-"""Tests for seqembed.download against a real HTTP server on 127.0.0.1.
+"""Tests for seqembed.data.download against a real HTTP server on 127.0.0.1.
 
 No machine here reaches the internet, so each test builds a small zip shaped
 like manythings.org's cmn-eng.zip and serves it from a local server that
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from seqembed.download import (
+from seqembed.data.download import (
     DATASET_DIRNAME,
     TSV_NAME,
     default_cache_dir,
@@ -270,7 +270,7 @@ def test_default_cache_dir_honours_env(monkeypatch, tmp_path):
 
 
 def test_cli_data_tatoeba_end_to_end(server, tmp_path):
-    if importlib.util.find_spec("seqembed.cli") is None:
+    if importlib.util.find_spec("seqembed.cli.main") is None:
         pytest.skip("CLI not wired yet")
 
     def run_cli(url: str, cache: Path = tmp_path) -> subprocess.CompletedProcess:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from seqembed.dropout import Dropout, dropout, keep_mask
+from seqembed.nmt.cpu.dropout import Dropout, dropout, keep_mask
 
 
 @pytest.mark.parametrize("p", [0.2, 0.3, 0.5, 0.9])

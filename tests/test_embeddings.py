@@ -6,16 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqembed.embeddings import (
+from seqembed.analysis.similarity import (
     CHUNK_ROWS,
-    EmbeddingTable,
     cosine_moments,
     neighbour_ids,
-    read_word_list,
     scan_pairs,
 )
+from seqembed.data.vocab import SPECIALS
 from seqembed.errors import InputError
-from seqembed.vocab import SPECIALS
+from seqembed.vectors.table import EmbeddingTable, read_word_list
 
 
 def unit_rows(n_words: int, dim: int, seed: int, n_zero: int = 0) -> np.ndarray:

@@ -8,10 +8,9 @@ import pytest
 from google.protobuf import text_format
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
-from seqembed.checkpoint import load_checkpoint
-from seqembed.embeddings import EmbeddingTable, load_tables
 from seqembed.errors import InputError
-from seqembed.export import (
+from seqembed.nmt.checkpoint import load_checkpoint, load_tables
+from seqembed.vectors.export import (
     CONFIG_FILE,
     METADATA_FILE,
     SPACE_MARK,
@@ -19,6 +18,7 @@ from seqembed.export import (
     write_projector,
     write_word2vec,
 )
+from seqembed.vectors.table import EmbeddingTable
 
 gensim_models = pytest.importorskip("gensim.models")
 
@@ -103,7 +103,7 @@ def test_a_failed_write_leaves_the_old_file(tables, tmp_path, monkeypatch):
         yield "1 2 3\n"
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("seqembed.export._row_chunks", broken)
+    monkeypatch.setattr("seqembed.vectors.export._row_chunks", broken)
     with pytest.raises(RuntimeError):
         write_word2vec(tables["src"], path)
     assert path.read_text(encoding="utf-8") == "old"

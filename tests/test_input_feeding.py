@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from seqembed.config import ModelConfig
-from seqembed.data import collate
-from seqembed.input_feeding import _Products
-from seqembed.model import Seq2Seq
-from seqembed.vocab import PAD
+from seqembed.data.batches import collate
+from seqembed.data.vocab import PAD
+from seqembed.nmt.cpu.input_feeding import _Products
+from seqembed.nmt.model import Seq2Seq
 
 SRC_VOCAB, TGT_VOCAB = 30, 40
 

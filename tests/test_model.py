@@ -3,9 +3,9 @@ import torch
 from torch import nn
 
 from seqembed.config import ModelConfig
-from seqembed.data import collate
-from seqembed.model import Seq2Seq
-from seqembed.vocab import PAD
+from seqembed.data.batches import collate
+from seqembed.data.vocab import PAD
+from seqembed.nmt.model import Seq2Seq
 
 SRC = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]
 TGT = [[4, 5, 6], [7, 8, 9, 10, 11], [12]]

@@ -9,11 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from seqembed.checkpoint import load_checkpoint
-from seqembed.embeddings import neighbour_ids
+from seqembed.analysis.movement import (
+    EmbeddingMovement,
+    query_neighbours,
+    snapshot_paths,
+)
+from seqembed.analysis.similarity import neighbour_ids
+from seqembed.data.vocab import SPECIALS
 from seqembed.errors import InputError
-from seqembed.movement import EmbeddingMovement, query_neighbours, snapshot_paths
-from seqembed.vocab import SPECIALS
+from seqembed.nmt.checkpoint import load_checkpoint
 
 N_SPECIALS = len(SPECIALS)
 

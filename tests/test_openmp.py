@@ -25,29 +25,39 @@ def run_fresh(imports: str, **env_overrides) -> list[str]:
 
 
 def test_a_short_spin_when_nobody_chose():
-    lines = run_fresh("from seqembed.openmp import choose_wait_policy")
+    lines = run_fresh("from seqembed.nmt.cpu.openmp import choose_wait_policy")
     assert lines == ["GOMP_SPINCOUNT=1000", "1000 False"]
 
 
 def test_the_users_policy_is_kept():
     lines = run_fresh(
-        "from seqembed.openmp import choose_wait_policy", OMP_WAIT_POLICY="PASSIVE"
+        "from seqembed.nmt.cpu.openmp import choose_wait_policy",
+        OMP_WAIT_POLICY="PASSIVE",
     )
     assert lines == ["OMP_WAIT_POLICY=PASSIVE", "None False"]
     lines = run_fresh(
-        "from seqembed.openmp import choose_wait_policy", GOMP_SPINCOUNT="0"
+        "from seqembed.nmt.cpu.openmp import choose_wait_policy", GOMP_SPINCOUNT="0"
     )
     assert lines == ["GOMP_SPINCOUNT=0", "0 False"]
 
 
 def test_too_late_once_torch_is_loaded():
-    lines = run_fresh("import torch\nfrom seqembed.openmp import choose_wait_policy")
+    lines = run_fresh(
+        "import torch\nfrom seqembed.nmt.cpu.openmp import choose_wait_policy"
+    )
     assert lines == ["OpenMP's default (torch was imported first)", "None True"]
 
 
 def test_the_command_line_chooses_before_importing_torch():
-    # seqembed's entry point: importing it sets the policy, torch comes later
+    # Importing the entry point changes nothing; running it sets the policy
+    # before any command imports torch.
     lines = run_fresh(
-        "import seqembed.cli\nfrom seqembed.openmp import choose_wait_policy"
+        "from seqembed.cli.main import main\n"
+        "assert 'GOMP_SPINCOUNT' not in os.environ and 'torch' not in sys.modules\n"
+        "from seqembed.nmt.cpu.openmp import choose_wait_policy\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass"
     )
-    assert lines == ["GOMP_SPINCOUNT=1000", "1000 False"]
+    assert lines[-2:] == ["GOMP_SPINCOUNT=1000", "1000 False"]

@@ -13,13 +13,13 @@ import torch
 from test_cli import assert_clean_error, seqembed
 from torch import nn
 
-from seqembed.checkpoint import load_checkpoint
-from seqembed.demo import demo_config, seed_pairs
+from seqembed.cli.demo import demo_config, seed_pairs
+from seqembed.data.vocab import SPECIALS, Vocab
 from seqembed.errors import InputError
-from seqembed.pretrained import COVERAGE_FILE, check_files, load_into
-from seqembed.training import train
-from seqembed.vocab import SPECIALS, Vocab
-from seqembed.wordvectors import read_vectors, sniff
+from seqembed.nmt.checkpoint import load_checkpoint
+from seqembed.nmt.pretrained import COVERAGE_FILE, check_files, load_into
+from seqembed.nmt.training import train
+from seqembed.vectors.wordvectors import read_vectors, sniff
 
 WORDS = ["我", "你们", "hello", "Hello", "2", "e\u2581mail", "x" * 40]
 DIM = 5
@@ -226,7 +226,7 @@ def test_coverage_counts_words_and_tokens(tmp_path):
     )
     embedding = nn.Embedding(len(vocab), 2, padding_idx=0)
     before = embedding.weight.detach().clone()
-    coverage = load_into(embedding, vocab, path)
+    coverage = load_into(embedding.weight, vocab, path)
     weight = embedding.weight.detach()
     assert weight[vocab.index["the"]].tolist() == [1, 1]
     assert weight[vocab.index["paris"]].tolist() == [3, 3]
@@ -256,7 +256,7 @@ def test_a_width_other_than_the_models_is_an_error(tmp_path):
     path.write_text("the 1 1 1\n", encoding="utf-8")
     embedding = nn.Embedding(len(toy_vocab()), 2, padding_idx=0)
     with pytest.raises(InputError, match="3-dimensional but the model's embeddings 2"):
-        load_into(embedding, toy_vocab(), path)
+        load_into(embedding.weight, toy_vocab(), path)
     config = demo_config(True, 1, [f"model.tgt_embeddings={path}"])
     with pytest.raises(InputError, match="v.txt: the vectors are 3-dimensional but"):
         check_files(config.model)

@@ -12,15 +12,15 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from seqembed.checkpoint import FORMAT, VERSION, load_checkpoint
+from seqembed.analysis.run import read_groups
 from seqembed.config import load_config
-from seqembed.corpus import SkipCounts, read_aligned, read_tsv
-from seqembed.embeddings import read_word_list
+from seqembed.data.corpus import SkipCounts, read_aligned, read_tsv
+from seqembed.data.segment import ChineseSegmenter, EnglishTokenizer, normalize
+from seqembed.data.vocab import SPECIALS, UNK, Vocab
 from seqembed.errors import InputError
-from seqembed.run_analysis import read_groups
-from seqembed.segment import ChineseSegmenter, EnglishTokenizer, normalize
+from seqembed.nmt.checkpoint import FORMAT, VERSION, load_checkpoint
 from seqembed.textfile import read_text
-from seqembed.vocab import SPECIALS, UNK, Vocab
+from seqembed.vectors.table import read_word_list
 
 # Modest: the whole file runs in seconds. Function-scoped fixtures (tmp_path)
 # are shared by the examples of one test, which is what we want here.
@@ -181,7 +181,7 @@ def test_damaged_checkpoints_load_or_are_refused(tmp_path, damage):
 
 @pytest.fixture(scope="module")
 def translator(seed_run):
-    from seqembed.evaluation import Translator
+    from seqembed.nmt.evaluation import Translator
 
     return Translator.from_checkpoint(seed_run)
 

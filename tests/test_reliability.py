@@ -14,11 +14,11 @@ import time
 import pytest
 import torch
 
-from seqembed.checkpoint import load_checkpoint
-from seqembed.demo import demo_config, resource_path, seed_pairs
+from seqembed.cli.demo import demo_config, resource_path, seed_pairs
 from seqembed.errors import InputError
-from seqembed.model import Seq2Seq
-from seqembed.training import start_session, train, train_step
+from seqembed.nmt.checkpoint import load_checkpoint
+from seqembed.nmt.model import Seq2Seq
+from seqembed.nmt.training import start_session, train, train_step
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 
@@ -113,8 +113,8 @@ def session(tmp_path):
 def one_step(session, batch_index=0):
     from torch import nn
 
-    from seqembed.data import collate
-    from seqembed.vocab import PAD
+    from seqembed.data.batches import collate
+    from seqembed.data.vocab import PAD
 
     batch = collate(session.train_src[batch_index : batch_index + 1],
                     session.train_tgt[batch_index : batch_index + 1])  # fmt: skip

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from test_cli import assert_clean_error, seqembed
 
-from seqembed.checkpoint import load_checkpoint, resolve_checkpoint
-from seqembed.embeddings import EmbeddingTable, load_tables
-from seqembed.evaluation import Attention
-from seqembed.report import attention_figure, curve_figure, write_report
-from seqembed.report_html import script_json
-from seqembed.report_map import map_side, nearest_words
+from seqembed.nmt.checkpoint import load_checkpoint, load_tables, resolve_checkpoint
+from seqembed.nmt.evaluation import Attention
+from seqembed.report.build import attention_figure, curve_figure, write_report
+from seqembed.report.html import script_json
+from seqembed.report.map_data import map_side, nearest_words
+from seqembed.vectors.table import EmbeddingTable
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +142,9 @@ def test_demo_writes_the_report_and_prints_its_path(tmp_path):
 
 
 def test_report_of_a_seed_run_shows_the_stability_across_seeds(seed_run, tmp_path):
-    from seqembed.report import build_report
-    from seqembed.run_analysis import AnalysisSettings, analyze_run
-    from seqembed.stability import stability_report, write_stability
+    from seqembed.analysis.run import AnalysisSettings, analyze_run
+    from seqembed.analysis.stability import stability_report, write_stability
+    from seqembed.report.build import build_report
 
     runs = [tmp_path / "seeds" / f"seed-{k}" for k in (1, 2)]
     for run in runs:

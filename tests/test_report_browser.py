@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from test_cli import seqembed
 
-from seqembed.checkpoint import load_checkpoint
-from seqembed.embeddings import load_tables
+from seqembed.nmt.checkpoint import load_checkpoint, load_tables
 
 CHROMIUM = Path(os.environ.get("SEQEMBED_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

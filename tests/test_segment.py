@@ -1,5 +1,5 @@
-from seqembed.demo import builtin_user_dict
-from seqembed.segment import ChineseSegmenter, EnglishTokenizer, normalize
+from seqembed.cli.demo import builtin_user_dict
+from seqembed.data.segment import ChineseSegmenter, EnglishTokenizer, normalize
 
 
 def test_jieba_needs_a_user_dictionary_for_the_design_segmentation():

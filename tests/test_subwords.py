@@ -15,18 +15,19 @@ import sentencepiece as spm
 import torch
 from test_cli import seqembed
 
-from seqembed.checkpoint import load_checkpoint
+from seqembed.analysis.run import AnalysisSettings, analyze_run, schema
+from seqembed.cli.demo import builtin_pairs, builtin_user_dict, demo_config
 from seqembed.config import load_config
-from seqembed.demo import builtin_pairs, builtin_user_dict, demo_config
-from seqembed.embeddings import EmbeddingTable, load_tables
+from seqembed.data.prepare import read_splits, training_tokens, training_words
+from seqembed.data.segment import ChineseSegmenter, EnglishTokenizer, normalize
+from seqembed.data.subwords import SubwordModel, word_pieces
+from seqembed.data.vocab import SPECIALS, UNK
 from seqembed.errors import InputError
-from seqembed.evaluation import Translator, score
-from seqembed.prepare import read_splits, training_tokens, training_words
-from seqembed.run_analysis import AnalysisSettings, analyze_run, schema
-from seqembed.segment import ChineseSegmenter, EnglishTokenizer, normalize
-from seqembed.subwords import SubwordModel, aggregate_words, word_pieces
-from seqembed.training import train
-from seqembed.vocab import SPECIALS, UNK
+from seqembed.nmt.checkpoint import load_checkpoint, load_tables
+from seqembed.nmt.evaluation import Translator, score
+from seqembed.nmt.training import train
+from seqembed.vectors.aggregate import aggregate_words
+from seqembed.vectors.table import EmbeddingTable
 
 ENGLISH = [
     "the cat sat on the mat.",

@@ -1,4 +1,4 @@
-"""The token cache (seqembed.token_cache): the same ids as the in-memory path,
+"""The token cache (seqembed.data.token_cache): the same ids as the in-memory path,
 whatever the number of tokenising processes, read from disk, and training on
 it bitwise equal to training without it; the epoch order held as one array."""
 
@@ -6,14 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from seqembed.checkpoint import load_checkpoint
-from seqembed.corpus import SkipCounts
-from seqembed.data import BUCKET_WINDOW, epoch_batches
-from seqembed.demo import builtin_pairs, demo_config
-from seqembed.prepare import build_vocabs, read_splits, split_corpus, tokenize_splits
-from seqembed.segment import text_processing
-from seqembed.token_cache import IdFile, TokenArrays, build_cache
-from seqembed.training import train
+from seqembed.cli.demo import builtin_pairs, demo_config
+from seqembed.data.batches import BUCKET_WINDOW, epoch_batches
+from seqembed.data.corpus import SkipCounts
+from seqembed.data.prepare import (
+    build_vocabs,
+    read_splits,
+    split_corpus,
+    tokenize_splits,
+)
+from seqembed.data.segment import text_processing
+from seqembed.data.token_cache import IdFile, TokenArrays, build_cache
+from seqembed.nmt.checkpoint import load_checkpoint
+from seqembed.nmt.training import train
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +62,7 @@ def test_cache_chunks_are_joined_in_order(split_run, monkeypatch):
     whole = build_cache(
         run_dir / "data" / "train.tsv", run_dir / "one", config, None, {}, 1
     )
-    monkeypatch.setattr("seqembed.token_cache.CHUNK_PAIRS", 7)
+    monkeypatch.setattr("seqembed.data.token_cache.CHUNK_PAIRS", 7)
     chunked = build_cache(
         run_dir / "data" / "train.tsv", run_dir / "many", config, None, {}, 2
     )

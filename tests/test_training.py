@@ -3,10 +3,10 @@ import json
 import pytest
 import torch
 
-from seqembed.checkpoint import load_checkpoint
-from seqembed.demo import SEED_PAIRS, demo_config, seed_pairs
-from seqembed.evaluation import Translator
-from seqembed.training import train
+from seqembed.cli.demo import SEED_PAIRS, demo_config, seed_pairs
+from seqembed.nmt.checkpoint import load_checkpoint
+from seqembed.nmt.evaluation import Translator
+from seqembed.nmt.training import train
 
 
 @pytest.mark.parametrize("seed", [2, 3, 4, 5])
@@ -95,7 +95,7 @@ def test_resume_continues_to_the_same_parameters(tmp_path):
 
 def test_validation_leaves_dropout_on_for_training(tmp_path):
     """Validation decodes in eval mode; training must get its dropout back."""
-    from seqembed.training import start_session, validate
+    from seqembed.nmt.training import start_session, validate
 
     config = demo_config(seed_example=True, seed=1, extra=["model.dropout=0.5"])
     session = start_session(config, tmp_path, seed_pairs(), False, None)
@@ -108,9 +108,9 @@ def test_validation_leaves_dropout_on_for_training(tmp_path):
 def test_skipped_training_pairs_leave_pairs_and_tokens_aligned():
     """Without a validation split, validation BLEU uses the training pairs:
     their references must stay aligned with their tokens after skips."""
-    from seqembed.corpus import Pair, SkipCounts
-    from seqembed.segment import ChineseSegmenter, EnglishTokenizer
-    from seqembed.training import tokenize_splits
+    from seqembed.data.corpus import Pair, SkipCounts
+    from seqembed.data.segment import ChineseSegmenter, EnglishTokenizer
+    from seqembed.nmt.training import tokenize_splits
 
     config = demo_config(seed_example=True, seed=1, extra=["data.max_tokens=3"])
     pairs = [Pair("我 爱 你", "I love you", 1), Pair("一 二 三 四", "one", 2),
@@ -128,7 +128,7 @@ def test_skipped_training_pairs_leave_pairs_and_tokens_aligned():
 def test_clip_gradients_equals_clip_grad_norm():
     from torch import nn
 
-    from seqembed.training import clip_gradients
+    from seqembed.nmt.training import clip_gradients
 
     for scale in (0.01, 0.1, 100.0, float("nan")):
         torch.manual_seed(0)

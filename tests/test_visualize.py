@@ -16,14 +16,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqembed import fonts
-from seqembed.checkpoint import load_checkpoint
-from seqembed.embeddings import EmbeddingTable, load_tables
+from seqembed.analysis.run import DESIGN_GROUPS
+from seqembed.data.vocab import SPECIALS
 from seqembed.errors import InputError
-from seqembed.evaluation import Translator
-from seqembed.figures import new_figure, save_figure, standalone_html
-from seqembed.heatmap import attention_figure
-from seqembed.movement_plot import (
+from seqembed.nmt.checkpoint import load_checkpoint, load_tables
+from seqembed.nmt.evaluation import Translator
+from seqembed.report import fonts
+from seqembed.report.embedding_map import (
+    embedding_map,
+    label_mask,
+    map_figure,
+    map_html,
+    word_verdicts,
+)
+from seqembed.report.figures import new_figure, save_figure, standalone_html
+from seqembed.report.heatmap import attention_figure
+from seqembed.report.movement_plot import (
     movement_figure,
     movement_frames,
     movement_plotly,
@@ -31,16 +39,8 @@ from seqembed.movement_plot import (
     spread,
     write_gif,
 )
-from seqembed.projection import Projection, effective_perplexity
-from seqembed.run_analysis import DESIGN_GROUPS
-from seqembed.visualize import (
-    embedding_map,
-    label_mask,
-    map_figure,
-    map_html,
-    word_verdicts,
-)
-from seqembed.vocab import SPECIALS
+from seqembed.report.projection import Projection, effective_perplexity
+from seqembed.vectors.table import EmbeddingTable
 
 LABEL = "今天 天气 人工 智能"
 
@@ -187,11 +187,12 @@ def test_no_pyplot_and_no_backend_choice_at_import_or_render(seed_run, tmp_path)
     code = (
         "import sys, matplotlib\n"
         "backend = matplotlib.rcParams._get_backend_or_none()\n"
-        "import seqembed.visualize, seqembed.heatmap, seqembed.movement_plot\n"
-        "import seqembed.cli_visual, seqembed.fonts, seqembed.projection\n"
+        "import seqembed.report.embedding_map, seqembed.report.heatmap\n"
+        "import seqembed.report.movement_plot, seqembed.cli.visual\n"
+        "import seqembed.report.fonts, seqembed.report.projection\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
         "assert matplotlib.rcParams._get_backend_or_none() == backend\n"
-        "from seqembed.cli import main\n"
+        "from seqembed.cli.main import main\n"
         f"assert main(['plot', {str(seed_run)!r}, '--method', 'pca', '--out', "
         f"{str(tmp_path / 'x.png')!r}]) == 0\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"

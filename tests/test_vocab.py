@@ -1,4 +1,4 @@
-from seqembed.vocab import EOS, PAD, SOS, UNK, Vocab
+from seqembed.data.vocab import EOS, PAD, SOS, UNK, Vocab
 
 
 def test_specials_have_fixed_indices():

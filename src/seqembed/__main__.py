@@ -1,3 +1,3 @@
-from seqembed.cli import main
+from seqembed.cli.main import main
 
 raise SystemExit(main())

@@ -42,7 +42,7 @@ class DataConfig:
     tgt_tokenization: Literal["moses", "pretokenized", "sentencepiece"] = "moses"
     lowercase: bool = True
     # SentencePiece models, trained on the training split when a side above
-    # is "sentencepiece" (seqembed.subwords): the algorithm, and the number of
+    # is "sentencepiece" (seqembed.data.subwords): the algorithm, and the number of
     # pieces (a soft limit; the side's vocabulary is these pieces plus the 4
     # specials, and vocab.min_freq / vocab.max_size do not apply to it).
     src_sp_type: Literal["unigram", "bpe"] = "unigram"
@@ -60,7 +60,7 @@ class DataConfig:
     split_seed: int = 1
     # A training split of at least this many pairs is tokenised once, by
     # tokenize_processes processes, into memory-mapped arrays in RUN/cache
-    # (seqembed.token_cache) instead of being held as Python lists.
+    # (seqembed.data.token_cache) instead of being held as Python lists.
     cache_min_pairs: int = 200_000
     tokenize_processes: int = 2
 
@@ -93,7 +93,7 @@ class ModelConfig:
     init: Literal["pytorch", "uniform"] = "uniform"
     init_range: float = 0.1
     # Pretrained vectors for the source / target embedding tables (word2vec
-    # text or binary, GloVe; seqembed.pretrained). Words the file lacks keep
+    # text or binary, GloVe; seqembed.nmt.pretrained). Words the file lacks keep
     # their random init. The vectors then live in the model's weights: the
     # paths are kept for the record, and a resumed run never reads them again.
     src_embeddings: str | None = None
@@ -144,7 +144,7 @@ class TrainConfig:
     # and Adam's state stay float32). 1.4-1.5x more tokens/s on CPUs with
     # native bf16 (AVX512-BF16, AMX), measured by bench/speed.py. Refused on
     # a CPU without it (about 30x slower there); "auto": bf16 where native,
-    # else fp32 (seqembed.devices).
+    # else fp32 (seqembed.nmt.devices).
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
 
 

@@ -1,0 +1,1 @@
+"""Looking inside the embeddings, every figure beside its chance level."""

@@ -1,0 +1,1 @@
+"""Data: reading corpora, segmenting, vocabularies, splits and batches."""

@@ -1,0 +1,1 @@
+"""The translator: model, decoding, training, checkpoints, evaluation."""

@@ -1,0 +1,1 @@
+"""Fast CPU kernels behind one seam, each with a reference twin."""

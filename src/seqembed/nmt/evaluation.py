@@ -1,0 +1,220 @@
+"""Translate text with a trained model, and score translations with sacrebleu."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqembed.config import Config
+from seqembed.data.batches import collate, epoch_batches
+from seqembed.data.segment import text_processing
+from seqembed.data.subwords import SubwordModel, from_state
+from seqembed.data.vocab import SPECIALS, UNK, Vocab
+from seqembed.errors import InputError
+from seqembed.nmt.checkpoint import load_checkpoint, restore_model
+from seqembed.nmt.decoding import beam_search, greedy_decode, max_output_length
+from seqembed.nmt.devices import resolve_precision
+from seqembed.nmt.model import Seq2Seq
+
+log = logging.getLogger(__name__)
+
+# Source sentences are cut to this many tokens: a 10,000-character line still
+# translates (its start), instead of taking minutes or all memory.
+MAX_SOURCE_TOKENS = 400
+
+
+@dataclass
+class Attention:
+    """Where the decoder looked while translating one sentence (greedy).
+
+    ``weights[t, s]`` is the attention on source token s at output step t;
+    the steps are the translation's tokens and the closing ``<EOS>``, each
+    row sums to 1 over the source tokens.
+    """
+
+    src_tokens: list[str]  # as segmented; out-of-vocabulary ones included
+    src_known: list[bool]  # False where a source token is not in the vocabulary
+    tgt_tokens: list[str]  # the translation's tokens, then "<EOS>"
+    weights: np.ndarray  # (len(tgt_tokens), len(src_tokens)) float32
+
+
+class Translator:
+    """A model with its vocabularies and the run's own text processing."""
+
+    def __init__(
+        self,
+        model: Seq2Seq,
+        config: Config,
+        src_vocab: Vocab,
+        tgt_vocab: Vocab,
+        user_dict: str | None = None,
+        subwords: dict[str, SubwordModel] | None = None,
+    ):
+        self.model = model  # translate_tokens switches it to eval mode and back
+        self.config = config
+        self.src_vocab = src_vocab
+        self.tgt_vocab = tgt_vocab
+        self.segmenter, self.tokenizer = text_processing(
+            config.data, user_dict, subwords
+        )
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **decode_settings) -> Translator:
+        """Load a run; ``decode_settings`` (e.g. precision="bf16") override the
+        run's own decode section."""
+        return cls.from_state(load_checkpoint(Path(path)), **decode_settings)
+
+    @classmethod
+    def from_state(cls, state: dict, **decode_settings) -> Translator:
+        """From a loaded checkpoint: it carries the vocabularies, the jieba
+        user dictionary and the SentencePiece models, so nothing else is read."""
+        model, config, src_vocab, tgt_vocab = restore_model(state)
+        decode = replace(config.decode, **decode_settings)
+        precision = resolve_precision(decode.precision, "decode.precision")
+        config = replace(config, decode=replace(decode, precision=precision))
+        user_dict, subwords = state.get("user_dict"), from_state(state)
+        return cls(model, config, src_vocab, tgt_vocab, user_dict, subwords)
+
+    def translate(
+        self,
+        texts: list[str],
+        beam_size: int | None = None,
+        batch_size: int | None = None,
+    ) -> list[str]:
+        """Raw source sentences in, detokenised target sentences out, in order."""
+        tokens = [self.segmenter(text) for text in texts]
+        outputs = self.translate_tokens(tokens, beam_size, batch_size)
+        return [self.tokenizer.detokenize(words) for words in outputs]
+
+    def translate_tokens(
+        self,
+        sentences: list[list[str]],
+        beam_size: int | None = None,
+        batch_size: int | None = None,
+    ) -> list[list[str]]:
+        decode = self.config.decode
+        beam_size = beam_size or decode.beam_size
+        batch_size = batch_size or decode.batch_size
+        ids = []
+        for words in sentences:
+            if len(words) > MAX_SOURCE_TOKENS:
+                log.warning(
+                    "input of %d tokens cut to its first %d",
+                    len(words),
+                    MAX_SOURCE_TOKENS,
+                )
+                words = words[:MAX_SOURCE_TOKENS]
+            ids.append(self.src_vocab.encode(words))
+        results: list[list[str]] = [[] for _ in ids]
+        # An empty input translates to an empty output; only the rest is decoded.
+        todo = [i for i, x in enumerate(ids) if x]
+        was_training = self.model.training
+        self.model.eval()
+        with torch.autocast("cpu", torch.bfloat16, enabled=decode.precision == "bf16"):
+            decoded = self._decode([ids[i] for i in todo], beam_size, batch_size)
+        self.model.train(was_training)
+        for i, words in zip(todo, decoded):
+            results[i] = words
+        return results
+
+    def attention(self, text: str) -> Attention:
+        """Translate one raw sentence greedily and keep the attention weights
+        of each output step (a model trained with attention only)."""
+        if self.model.decoder.attention is None:
+            raise InputError(
+                "this run's model has no attention (model.attention: none); "
+                "attention maps need a model trained with luong or bahdanau"
+            )
+        words = self.segmenter(text)[:MAX_SOURCE_TOKENS]
+        if not words:
+            raise InputError("nothing to translate: the sentence is empty")
+        ids = self.src_vocab.encode(words)
+        batch = collate([ids], [[]])
+        decode = self.config.decode
+        max_len = max_output_length(
+            batch.src_lengths, decode.max_len_a, decode.max_len_b
+        )
+        was_training = self.model.training
+        self.model.eval()
+        hypothesis = greedy_decode(
+            self.model, batch.src, batch.src_lengths, max_len, keep_attention=True
+        )[0]
+        self.model.train(was_training)
+        tgt_tokens = [self.tgt_vocab.tokens[i] for i in hypothesis.tokens]
+        weights = hypothesis.attention.numpy()  # (steps, len(words))
+        # A translation cut at max_len has no <EOS> step.
+        tgt_tokens = (tgt_tokens + [SPECIALS[2]])[: len(weights)]
+        return Attention(
+            words, [i != UNK for i in ids], tgt_tokens, weights.astype(np.float32)
+        )
+
+    def _decode(
+        self, ids: list[list[int]], beam_size: int, batch_size: int
+    ) -> list[list[str]]:
+        """Decode non-empty id sequences in length-sorted batches, in order."""
+        decode = self.config.decode
+        results: list[list[str]] = [[] for _ in ids]
+        lengths = [len(x) for x in ids]
+        # Made once for all batches: the weights cannot change in between.
+        packed = self.model.decoder.decoding_weights()
+        for index in epoch_batches(lengths, lengths, batch_size, 0, 0, shuffle=False):
+            batch = collate([ids[i] for i in index], [[] for _ in index])
+            max_len = max_output_length(
+                batch.src_lengths, decode.max_len_a, decode.max_len_b
+            )
+            if beam_size == 1:
+                hypotheses = greedy_decode(
+                    self.model, batch.src, batch.src_lengths, max_len, packed=packed
+                )
+            else:
+                hypotheses = beam_search(
+                    self.model,
+                    batch.src,
+                    batch.src_lengths,
+                    beam_size,
+                    max_len,
+                    decode.length_penalty,
+                    packed,
+                )
+            for i, hypothesis in zip(index, hypotheses):
+                results[i] = self.tgt_vocab.decode(hypothesis.tokens)
+        return results
+
+
+@dataclass
+class Scores:
+    bleu: float
+    chrf: float
+    bleu_signature: str
+    chrf_signature: str
+    n_sentences: int
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def score(hypotheses: list[str], references: list[str], lowercase: bool) -> Scores:
+    """Corpus BLEU and chrF with sacrebleu's default (13a) tokenisation.
+
+    ``lowercase`` matches a model trained on lowercased text: then the score is
+    case-insensitive, and the signature says so (``case:lc``).
+    """
+    from sacrebleu.metrics import BLEU, CHRF
+
+    # force: hypotheses are always our own detokenised output; a pretokenised
+    # target side is the user's choice, not a mistake to warn about.
+    bleu = BLEU(lowercase=lowercase, force=True)
+    chrf = CHRF(lowercase=lowercase)
+    bleu_score = bleu.corpus_score(hypotheses, [references])
+    chrf_score = chrf.corpus_score(hypotheses, [references])
+    return Scores(
+        bleu=round(bleu_score.score, 2),
+        chrf=round(chrf_score.score, 2),
+        bleu_signature=str(bleu.get_signature()),
+        chrf_signature=str(chrf.get_signature()),
+        n_sentences=len(hypotheses),
+    )

@@ -1,0 +1,1 @@
+"""Word vectors as plain data: the embedding table and its file formats."""

@@ -586,7 +586,7 @@ def test_data_cache_dir_that_is_a_file(cli, tmp_path):
 
 
 def test_representative_cases_as_real_subprocesses(tmp_path, seed_run):
-    from test_cli import assert_clean_error, seqembed
+    from helpers import assert_clean_error, seqembed
 
     gbk = tmp_path / "gbk.tsv"
     gbk.write_bytes(GOOD_TSV.encode("gbk"))

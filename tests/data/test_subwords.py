@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 import torch
-from test_cli import seqembed
+from helpers import seqembed
 
 from seqembed.analysis.run import AnalysisSettings, analyze_run, schema
 from seqembed.cli.demo import builtin_pairs, builtin_user_dict, demo_config

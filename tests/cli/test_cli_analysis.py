@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from test_cli import assert_clean_error, seqembed
+from helpers import assert_clean_error, seqembed
 
 from seqembed.nmt.checkpoint import load_checkpoint, load_tables
 

@@ -262,7 +262,9 @@ def test_checking_for_onednn_leaves_the_random_stream_alone():
 def test_malloc_thresholds_are_set_in_a_fresh_process():
     # mallopt returns 0 for a parameter glibc does not know; the effect on a
     # training's page faults is printed by bench/speed.py.
-    code = "from seqembed.nmt.cpu import allocator; print(allocator.keep_freed_memory())"
+    code = (
+        "from seqembed.nmt.cpu import allocator; print(allocator.keep_freed_memory())"
+    )
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli import seqembed
+from helpers import seqembed
 
 from seqembed.nmt.checkpoint import load_checkpoint, load_tables
 

@@ -203,7 +203,7 @@ def test_a_real_full_disk_while_training(tmp_path):
     """Train into a tmpfs, shrink it to less than one more checkpoint, go on:
     the save fails with one line, every earlier file is intact, and with room
     again --resume goes on from where it was."""
-    from test_cli import seqembed
+    from helpers import seqembed
 
     with small_filesystem(tmp_path / "small", 16 << 20) as small:
         run = small / "run"
@@ -277,7 +277,7 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
 
 
 def test_the_cli_refuses_a_malicious_checkpoint(tmp_path):
-    from test_cli import assert_clean_error, seqembed
+    from helpers import assert_clean_error, seqembed
 
     marker = tmp_path / "pwned"
     torch.save({"x": RunsCode(marker)}, tmp_path / "last.pt")

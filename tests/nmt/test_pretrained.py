@@ -10,7 +10,7 @@ import struct
 import numpy as np
 import pytest
 import torch
-from test_cli import assert_clean_error, seqembed
+from helpers import assert_clean_error, seqembed
 from torch import nn
 
 from seqembed.cli.demo import demo_config, seed_pairs

@@ -13,6 +13,7 @@ import time
 
 import pytest
 import torch
+from helpers import assert_same_state
 
 from seqembed.cli.demo import demo_config, resource_path, seed_pairs
 from seqembed.errors import InputError
@@ -41,15 +42,6 @@ def counters(path):
         return torch.load(path, weights_only=True)["counters"]
     except (OSError, RuntimeError):  # not there yet
         return None
-
-
-def assert_same_state(a, b):
-    a, b = load_checkpoint(a), load_checkpoint(b)
-    for name in a["model"]:
-        assert torch.equal(a["model"][name], b["model"][name]), name
-    for key, state in a["optimizer"]["state"].items():
-        for name, value in state.items():
-            assert torch.equal(value, b["optimizer"]["state"][key][name]), name
 
 
 def test_sigkill_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
@@ -226,7 +218,7 @@ def test_too_many_nonfinite_steps_in_a_row_stop_with_the_checkpoint_intact(
 
 
 def test_a_diverging_learning_rate_is_one_line(tmp_path):
-    from test_cli import seqembed
+    from helpers import seqembed
 
     corpus = resource_path("builtin.tsv")
     small = ["--set", "model.emb_size=16", "--set", "model.hidden_size=32",

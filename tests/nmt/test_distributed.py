@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-from test_reliability import assert_same_state  # model and Adam, bit for bit
+from helpers import assert_same_state  # model and Adam, bit for bit
 
 from seqembed.cli.demo import resource_path
 from seqembed.cli.main import _without_nproc, main

@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from test_cli import assert_clean_error, seqembed
+from helpers import assert_clean_error, seqembed
 
 from seqembed.nmt.checkpoint import load_checkpoint, load_tables, resolve_checkpoint
 from seqembed.nmt.evaluation import Attention

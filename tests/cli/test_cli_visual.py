@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_cli import assert_clean_error, seqembed
+from helpers import assert_clean_error, seqembed
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

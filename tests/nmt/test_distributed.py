@@ -21,7 +21,8 @@ import torch.distributed as dist
 from helpers import assert_same_state  # model and Adam, bit for bit
 
 from seqembed.cli.demo import resource_path
-from seqembed.cli.main import _without_nproc, main
+from seqembed.cli.main import main
+from seqembed.cli.train import without_nproc
 from seqembed.data.batches import epoch_batches, rank_share
 from seqembed.errors import InputError
 from seqembed.nmt import distributed
@@ -133,7 +134,7 @@ def test_torchrun_environment_is_read_and_checked():
 def test_nproc_is_taken_out_of_the_command_line_torchrun_gets():
     argv = ["--debug", "train", "c.tsv", "--nproc", "2", "--out", "r", "--nproc=3",
             "--npro", "4", "--set", "train.epochs=2"]  # fmt: skip
-    assert _without_nproc(argv) == ["--debug", "train", "c.tsv", "--out", "r",
+    assert without_nproc(argv) == ["--debug", "train", "c.tsv", "--out", "r",
                                     "--set", "train.epochs=2"]  # fmt: skip
 
 

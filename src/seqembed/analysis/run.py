@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from seqembed.analysis.embedding import EmbeddingAnalysis
+from seqembed.analysis.settings import AnalysisSettings
 from seqembed.data.prepare import training_tokens, training_words
 from seqembed.errors import InputError
 from seqembed.files import write_json_and_markdown
@@ -53,31 +54,6 @@ DESIGN_PAIRS = [
     ("深度", "学习"),
     ("人工", "智能"),
 ]
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    sides: tuple[str, ...] = ("src", "tgt")
-    min_freq: int = 1
-    words: tuple[str, ...] | None = None  # analyse only these words
-    include_specials: bool = False
-    groups: dict[str, list[str]] = field(default_factory=dict)
-    pairs: tuple[tuple[str, str], ...] = ()
-    top_n: int = 20
-    k_std: float = 2.0
-    mad_threshold: float = 3.5
-    n_permutations: int = 1000
-    alpha: float = 0.05
-    correction: str = "holm"
-    shaped_null_repeats: int = 19  # 0: no shape-matched null (large tables)
-    alignment: bool = True
-    contextual: bool = True
-    context_words: tuple[str, ...] | None = None  # default: frequent words
-    movement: bool = True
-    random_state: int = 0
-    # Subword sides: analyse words (mean of their pieces' vectors) instead of
-    # pieces; contextual states and movement stay per piece.
-    aggregate_words: bool = False
 
 
 def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:

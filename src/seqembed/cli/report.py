@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from seqembed.cli.options import SIDES, add_run
+from seqembed.cli.terminal import say
 from seqembed.errors import InputError
 
-SIDES = {"src": ("src",), "tgt": ("tgt",), "both": ("src", "tgt")}
 
-
-def add_commands(commands) -> None:
+def register(commands) -> None:
     """Register the report command."""
     from seqembed.report.projection import METHODS
 
     report = commands.add_parser(
         "report", help="one self-contained HTML report of a run (works offline)"
     )
-    report.add_argument("run", help="run directory or checkpoint file")
+    add_run(report)
     report.add_argument("--out", help="HTML file to write (default RUN/report.html)")
     report.add_argument(
         "--side",
@@ -67,5 +66,5 @@ def cmd_report(args) -> int:
     )
     path = write_report(run, Path(args.out) if args.out else None, settings)
     size = path.stat().st_size / 1e6
-    print(f"Wrote {path} ({size:.1f} MB)", file=sys.stderr)
+    say(f"Wrote {path} ({size:.1f} MB)")
     return 0

@@ -7,18 +7,15 @@ a one-line summary goes to stderr.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
+from seqembed.cli.options import add_run
+from seqembed.cli.terminal import note
 from seqembed.errors import InputError
 
 MAP_FORMATS = ("png", "svg", "pdf", "html")
 MOVEMENT_FORMATS = ("png", "svg", "pdf", "gif", "html")
-
-
-def _say(text: str) -> None:
-    print(f"seqembed: {text}", file=sys.stderr, flush=True)
 
 
 def _run(run: str) -> tuple[Path, dict]:
@@ -131,7 +128,7 @@ def cmd_plot(args) -> int:
     else:
         save_figure(map_figure(m), path, format)
     seconds = time.perf_counter() - started
-    _say(f"{len(m.words)} tokens, {m.method}, coloured by {color}; {seconds:.1f} s")
+    note(f"{len(m.words)} tokens, {m.method}, coloured by {color}; {seconds:.1f} s")
     print(path)
     return 0
 
@@ -165,7 +162,7 @@ def _plot_movement(args) -> int:
     else:
         save_figure(movement_figure(frames, args.panels), path, format)
     seconds = time.perf_counter() - started
-    _say(
+    note(
         f"{len(frames.words)} words x {len(frames.epochs)} snapshots, "
         f"{frames.method}; {seconds:.1f} s"
     )
@@ -186,7 +183,7 @@ def cmd_attention(args) -> int:
     path, format = _output(args, checkpoint.parent, "attention", MAP_FORMATS[:3])
     attention = Translator.from_checkpoint(checkpoint).attention(args.text)
     save_figure(attention_figure(attention), path, format)
-    _say(f"{' '.join(attention.src_tokens)}  ->  {' '.join(attention.tgt_tokens[:-1])}")
+    note(f"{' '.join(attention.src_tokens)}  ->  {' '.join(attention.tgt_tokens[:-1])}")
     print(path)
     return 0
 
@@ -194,17 +191,35 @@ def cmd_attention(args) -> int:
 # ------------------------------------------------------------------ parser
 
 
-def add_commands(commands) -> None:
+def register(commands) -> None:
     """Register ``plot`` and ``attention``."""
     plot = commands.add_parser(
         "plot", help="embedding map (t-SNE, PCA, UMAP) or movement over training"
     )
-    plot.add_argument("run", metavar="RUN", help="run directory or checkpoint")
+    add_run(plot, "run directory or checkpoint")
+    _add_map_options(plot)
+    _add_projection_options(plot)
     plot.add_argument(
-        "--method",
-        choices=("tsne", "pca", "umap"),
-        help="default tsne (pca with --movement)",
+        "--format",
+        choices=MOVEMENT_FORMATS,
+        help="default: the --out suffix, else png (gif: --movement only)",
     )
+    plot.add_argument("--out", help="file (default RUN/figures/...)")
+    _add_movement_options(plot)
+    plot.set_defaults(func=cmd_plot)
+
+    attention = commands.add_parser(
+        "attention", help="attention heatmap of one translated sentence"
+    )
+    add_run(attention, "run directory or checkpoint")
+    attention.add_argument("text", metavar="TEXT", help="a source sentence")
+    attention.add_argument("--format", choices=MAP_FORMATS[:3])
+    attention.add_argument("--out", help="file (default RUN/figures/attention.png)")
+    attention.set_defaults(func=cmd_attention)
+
+
+def _add_map_options(plot) -> None:
+    """What is on the map: the side, the colours, the labels, the words."""
     plot.add_argument(
         "--side",
         choices=("src", "tgt", "both"),
@@ -236,22 +251,27 @@ def add_commands(commands) -> None:
     plot.add_argument(
         "--no-specials", action="store_true", help="leave out <SOS>, <EOS>, <UNK>"
     )
+
+
+def _add_projection_options(plot) -> None:
+    plot.add_argument(
+        "--method",
+        choices=("tsne", "pca", "umap"),
+        help="default tsne (pca with --movement)",
+    )
     plot.add_argument(
         "--perplexity",
         type=float,
         default=30.0,
         help="t-SNE perplexity, capped at (words - 1) / 3",
     )
-    plot.add_argument(
-        "--format",
-        choices=MOVEMENT_FORMATS,
-        help="default: the --out suffix, else png (gif: --movement only)",
-    )
-    plot.add_argument("--out", help="file (default RUN/figures/...)")
     plot.add_argument("--random-state", type=int, default=0)
     plot.add_argument(
         "--threads", type=int, default=1, help="threads for t-SNE (default 1)"
     )
+
+
+def _add_movement_options(plot) -> None:
     plot.add_argument(
         "--movement",
         action="store_true",
@@ -269,13 +289,3 @@ def add_commands(commands) -> None:
         default=60,
         help="most snapshots in a --movement GIF or HTML animation (default 60)",
     )
-    plot.set_defaults(func=cmd_plot)
-
-    attention = commands.add_parser(
-        "attention", help="attention heatmap of one translated sentence"
-    )
-    attention.add_argument("run", metavar="RUN", help="run directory or checkpoint")
-    attention.add_argument("text", metavar="TEXT", help="a source sentence")
-    attention.add_argument("--format", choices=MAP_FORMATS[:3])
-    attention.add_argument("--out", help="file (default RUN/figures/attention.png)")
-    attention.set_defaults(func=cmd_attention)

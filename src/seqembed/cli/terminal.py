@@ -1,0 +1,83 @@
+"""What the CLI shows on the terminal: one-line messages, rich tables and the
+training progress bar. Everything here writes to stderr, so stdout carries
+only results (translations, paths) and composes in shell pipelines."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+
+def say(text: str = "") -> None:
+    """One line on stderr, after whatever stdout holds so far."""
+    sys.stdout.flush()  # keep stdout and stderr lines in order on one terminal
+    print(text, file=sys.stderr, flush=True)
+
+
+def note(text: str) -> None:
+    """A line of the command's own, as the log's lines look."""
+    say(f"seqembed: {text}")
+
+
+def console():
+    from rich.console import Console
+
+    columns = shutil.get_terminal_size((120, 40)).columns
+    return Console(stderr=True, highlight=False, width=max(100, columns))
+
+
+def print_sections(sections, to=None) -> None:
+    """Analysis sections (``analysis.text.Section``) as titled rich tables."""
+    from rich.table import Table
+
+    to = to or console()
+    for section in sections:
+        to.print(f"\n[bold]{section.title}[/bold]")
+        if section.text:
+            to.print(section.text)
+        if section.columns:
+            table = Table(show_edge=False, pad_edge=False, box=None)
+            for column in section.columns:
+                table.add_column(column, overflow="fold")
+            for row in section.rows:
+                table.add_row(*[str(cell) for cell in row])
+            to.print(table)
+
+
+class ProgressReporter:
+    """A tqdm bar per epoch (loss, target tokens/s, ETA) and a line per epoch."""
+
+    def __init__(self):
+        self.epochs = 0
+        self.bar = None
+
+    def epoch_start(self, epoch, epochs, n_batches, done):
+        self.epochs = epochs
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=n_batches,
+            initial=done,
+            desc=f"epoch {epoch}/{self.epochs}",
+            unit="batch",
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=None if not os.environ.get("SEQEMBED_PROGRESS") else False,
+        )
+
+    def step(self, loss, tgt_tokens_per_s):
+        self.bar.update(1)
+        self.bar.set_postfix(
+            loss=f"{loss:.3f}", tok_s=f"{tgt_tokens_per_s:,.0f}", refresh=False
+        )
+
+    def epoch_end(self, m):
+        self.bar.close()
+        say(
+            f"epoch {m['epoch']:>3}/{self.epochs}  train loss {m['train_loss']:.4f}  "
+            f"valid loss {m['valid_loss']:.4f}  BLEU {m['valid_bleu']:5.2f}  "
+            f"chrF {m['valid_chrf']:5.2f}  lr {m['lr']:.2g}  "
+            f"{m['tgt_tokens_per_s']:,.0f} tgt tok/s  {m['elapsed_s']:.0f}s"
+        )

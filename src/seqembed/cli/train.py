@@ -1,0 +1,332 @@
+"""``seqembed train``: flags to config overrides, the corpus read as a stream,
+one run (or one per seed, then their stability), Ctrl-C saving the batch.
+
+Where to look: the resume rule is ``_train_config`` (a resumed run keeps its
+own config.yaml) and ``_refuse_a_used_out``; the corpus, held-out files and
+the user dictionary are read in ``_training_data``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+
+from seqembed.cli.terminal import ProgressReporter, print_sections, say
+from seqembed.errors import InputError
+
+
+def register(commands) -> None:
+    train = commands.add_parser("train", help="train a model on a parallel corpus")
+    train.add_argument(
+        "corpus",
+        nargs="*",
+        metavar="CORPUS",
+        help="a TSV file, or a source file and a line-aligned target file",
+    )
+    train.add_argument("--out", required=True, help="run directory to create")
+    train.add_argument(
+        "--config", help="YAML config (sections data, vocab, model, train, decode)"
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value (repeatable)",
+    )
+    train.add_argument("--max-minutes", type=float, help="wall-clock budget, e.g. 0.5")
+    train.add_argument("--epochs", type=int, help="same as --set train.epochs=N")
+    train.add_argument("--seed", type=int, help="same as --set train.seed=N")
+    train.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="train K runs (seeds N..N+K-1) in OUT/seed-N and compare their "
+        "embeddings (OUT/stability)",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint",
+    )
+    _add_data_options(train)
+    _add_embedding_options(train)
+    train.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train with N processes on this machine (starts torchrun; "
+        "DistributedDataParallel, gloo)",
+    )
+    train.set_defaults(func=cmd_train)
+
+
+def _add_data_options(train) -> None:
+    train.add_argument(
+        "--src-column", type=int, help="0-based source column (default 1)"
+    )
+    train.add_argument(
+        "--tgt-column", type=int, help="0-based target column (default 0)"
+    )
+    train.add_argument(
+        "--valid", help="validation TSV (same columns): use it instead of splitting"
+    )
+    train.add_argument("--test", help="test TSV, with --valid")
+    train.add_argument("--user-dict", help="jieba user dictionary for segmentation")
+    train.add_argument(
+        "--pretokenized",
+        action="store_true",
+        help="source is already segmented with spaces; keep it as it is",
+    )
+
+
+def _add_embedding_options(train) -> None:
+    train.add_argument(
+        "--src-embeddings",
+        metavar="FILE",
+        help="initialise the source embeddings from word2vec (text or binary) "
+        "or GloVe vectors; words not in FILE keep their random init",
+    )
+    train.add_argument(
+        "--tgt-embeddings", metavar="FILE", help="the same for the target side"
+    )
+    train.add_argument(
+        "--freeze-embeddings",
+        action="store_true",
+        help="keep the tables read from a file fixed instead of fine-tuning",
+    )
+
+
+def cmd_train(args) -> int:
+    """One process, or one of torchrun's (WORLD_SIZE set); ``--nproc N``
+    starts torchrun with N processes running this same command line."""
+    from seqembed.nmt import distributed
+
+    under_torchrun = distributed.Environment.read().world_size > 1
+    if args.nproc is not None and args.nproc < 1:
+        raise InputError("--nproc must be at least 1")
+    if args.nproc is not None and under_torchrun:
+        raise InputError("--nproc starts torchrun; under torchrun leave it out")
+    if args.seeds > 1 and (under_torchrun or (args.nproc or 1) > 1):
+        raise InputError("--seeds trains one run after another; under torchrun "
+                         "or with --nproc train one seed at a time")  # fmt: skip
+    if args.nproc is not None and args.nproc > 1:
+        return distributed.launch(args.nproc, without_nproc(args.argv))
+    with distributed.process_group(), distributed.rank_errors():
+        if not distributed.is_main():  # rank 0 speaks for all
+            logging.getLogger("seqembed").setLevel(logging.ERROR)
+        return _train_command(args)
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line less ``--nproc N`` (or ``--nproc=N``, or a prefix of
+    it, which argparse takes too)."""
+    kept, skip_next = [], False
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if skip_next or (len(name) > 3 and "--nproc".startswith(name)):
+            skip_next = not skip_next and "=" not in arg
+            continue
+        kept.append(arg)
+    return kept
+
+
+def _train_command(args) -> int:
+    run_dir = Path(args.out)
+    config = _train_config(args, run_dir)
+    if args.seeds < 1:
+        raise InputError("--seeds must be at least 1")
+    pairs, user_dict, heldout = None, None, None
+    # With --seeds, --resume continues the seeds that started and trains the
+    # rest from the CORPUS, given again.
+    if not args.resume or (args.seeds > 1 and args.corpus):
+        pairs, user_dict, heldout = _training_data(args, config, run_dir)
+    if args.seeds > 1:
+        return _train_seeds(args, config, run_dir, pairs, user_dict, heldout)
+    return _train_one(config, run_dir, pairs, args.resume, user_dict, heldout)
+
+
+def _overrides(args) -> list[str]:
+    """The command's flags as ``--set`` overrides, after the user's own."""
+    overrides = list(args.set or [])
+    if args.max_minutes is not None:
+        overrides.append(f"train.max_minutes={args.max_minutes}")
+    if args.epochs is not None:
+        overrides.append(f"train.epochs={args.epochs}")
+    if args.seed is not None:
+        overrides.append(f"train.seed={args.seed}")
+    if args.src_column is not None:
+        overrides.append(f"data.src_column={args.src_column}")
+    if args.tgt_column is not None:
+        overrides.append(f"data.tgt_column={args.tgt_column}")
+    if args.pretokenized:
+        overrides.append("data.src_segmentation=pretokenized")
+    for side in ("src", "tgt"):  # JSON quotes: a path stays a string in YAML
+        if getattr(args, f"{side}_embeddings"):
+            path = getattr(args, f"{side}_embeddings")
+            overrides.append(f"model.{side}_embeddings={json.dumps(path)}")
+    if args.freeze_embeddings:
+        overrides.append("model.freeze_embeddings=true")
+    return overrides
+
+
+def _train_config(args, run_dir: Path):
+    """The config to train with; the resume rule lives here."""
+    from seqembed.config import load_config
+    from seqembed.nmt.checkpoint import kept_checkpoints
+
+    resume_one = args.resume and args.seeds == 1
+    if resume_one and not kept_checkpoints(run_dir):
+        raise InputError("nothing to resume: no last.pt in the run directory", run_dir)
+    # Resuming keeps the run's own settings (its epochs too) unless given again.
+    saved = run_dir / "config.yaml"
+    base = load_config(saved) if resume_one and saved.is_file() else None
+    config = load_config(args.config, _overrides(args), base=base)
+    pretrained_flags = args.src_embeddings or args.tgt_embeddings
+    if resume_one and (pretrained_flags or args.freeze_embeddings):
+        raise InputError(
+            "--src/--tgt-embeddings and --freeze-embeddings start a run; "
+            "a resumed run has its vectors in the checkpoint already"
+        )
+    if not args.resume:  # a missing file or a wrong width, before the corpus
+        from seqembed.nmt.pretrained import check_files
+
+        check_files(config.model)
+    return config
+
+
+def _refuse_a_used_out(args, config, run_dir: Path) -> None:
+    if not args.resume and any(
+        (run_dir / name).exists() for name in ("last.pt", f"seed-{config.train.seed}")
+    ):
+        raise InputError(
+            "already holds a run; use --resume to continue it or another --out",
+            run_dir,
+        )
+
+
+def _training_data(args, config, run_dir: Path):
+    """(pairs, user_dict, heldout): the corpus as a stream, the --valid and
+    --test pairs (or None) and the jieba user dictionary (or None)."""
+    from seqembed.data.corpus import Corpus, SkipCounts, read_tsv
+    from seqembed.data.segment import read_user_dict
+    from seqembed.textfile import check_file
+
+    if not args.corpus:
+        raise InputError("train needs a CORPUS (or --resume)")
+    if len(args.corpus) > 2:
+        raise InputError("train takes one TSV file, or a source and a target file")
+    _refuse_a_used_out(args, config, run_dir)
+    data = config.data
+    # Read as a stream when training starts (twice: to split, to write
+    # the splits), never as a list: a corpus may be millions of pairs.
+    pairs = Corpus(
+        tuple(check_file(Path(path)) for path in args.corpus),
+        data.src_column, data.tgt_column, data.max_chars,
+    )  # fmt: skip
+    heldout = None
+    if args.valid or args.test:
+        if not (args.valid and args.test):
+            raise InputError("--valid and --test go together")
+        heldout = {
+            name: read_tsv(Path(path), data.src_column, data.tgt_column,
+                           10**9, SkipCounts())
+            for name, path in (("valid", args.valid), ("test", args.test))
+        }  # fmt: skip
+    user_dict_path = args.user_dict or config.data.user_dict
+    user_dict = read_user_dict(user_dict_path) if user_dict_path else None
+    return pairs, user_dict, heldout
+
+
+@contextlib.contextmanager
+def stop_on_ctrl_c(distributed: bool = False, speak: bool = True):
+    """The first Ctrl-C asks training to stop after the current batch and save;
+    a second one aborts at once. Under torchrun each process gets the
+    terminal's Ctrl-C and the copy torchrun passes on, so there a second one
+    counts only a second after the first."""
+    requested_at = None
+
+    def handler(signum, frame):
+        nonlocal requested_at
+        if requested_at is not None:
+            if not distributed or time.monotonic() - requested_at > 1.0:
+                raise KeyboardInterrupt
+            return
+        requested_at = time.monotonic()
+        if speak:
+            say("\nseqembed: stopping after this batch to save (Ctrl-C again aborts)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: requested_at is not None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _train_one(config, run_dir, pairs, resume, user_dict, heldout) -> int:
+    from seqembed.nmt import distributed
+    from seqembed.nmt.training import train
+
+    main = distributed.is_main()
+    with stop_on_ctrl_c(distributed.world_size() > 1, main) as stop_requested:
+        result = train(
+            config,
+            run_dir,
+            pairs,
+            resume=resume,
+            user_dict=user_dict,
+            reporter=ProgressReporter(),
+            heldout=heldout,
+            stop_requested=stop_requested,
+        )
+    if result.interrupted:
+        if main:
+            saved = run_dir / "last.pt"
+            say(f"seqembed: interrupted; saved {saved} (--resume continues)")
+        return 130
+    if main:
+        say(
+            f"stopped: {result.stopped_because}; best "
+            f"{config.train.early_stopping_metric} {result.best_metric}; "
+            f"run directory: {run_dir}"
+        )
+    return 0
+
+
+def _train_seeds(args, config, out, pairs, user_dict, heldout) -> int:
+    """``--seeds K``: the same data split, K training seeds, one run each in
+    OUT/seed-N; then the stability analysis across them in OUT/stability."""
+    from dataclasses import replace
+
+    from seqembed.analysis.run import AnalysisSettings, analyze_run
+    from seqembed.analysis.stability import (
+        stability_report,
+        stability_sections,
+        write_stability,
+    )
+    from seqembed.nmt.checkpoint import kept_checkpoints
+
+    first = config.train.seed
+    runs = [out / f"seed-{first + k}" for k in range(args.seeds)]
+    for seed, run_dir in enumerate(runs, start=first):
+        resume = args.resume and bool(kept_checkpoints(run_dir))
+        if not resume and pairs is None:
+            raise InputError(
+                "has not started: give the CORPUS again to train it", run_dir
+            )
+        say(f"\n== training seed {seed} -> {run_dir}")
+        seeded = replace(config, train=replace(config.train, seed=seed))
+        status = _train_one(seeded, run_dir, pairs, resume, user_dict, heldout)
+        if status:
+            return status
+    settings = AnalysisSettings()
+    results = [analyze_run(run, settings) for run in runs]
+    report = stability_report(runs, results, settings)
+    json_path, _ = write_stability(report, out / "stability")
+    print_sections(stability_sections(report))
+    say(f"\nWrote {json_path}")
+    return 0

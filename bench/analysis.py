@@ -41,7 +41,8 @@ WAIT_POLICY = choose_wait_policy()  # before torch loads OpenMP
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from seqembed.analysis import embedding as an  # noqa: E402
+from seqembed.analysis import cohesion, norms, pairs  # noqa: E402
+from seqembed.analysis.embedding import EmbeddingAnalysis  # noqa: E402
 from seqembed.analysis.similarity import scan_pairs  # noqa: E402
 from seqembed.vectors.table import EmbeddingTable  # noqa: E402
 
@@ -116,7 +117,7 @@ def run_fit(setup: str, n_words: int, dim: int, top_n: int) -> dict:
     started = time.perf_counter()
     # The shaped null (19 more passes over all pairs by default) is timed on
     # its own below: the target covers statistics, top pairs and outliers.
-    analysis = an.EmbeddingAnalysis(
+    analysis = EmbeddingAnalysis(
         top_n=top_n, shaped_null_repeats=0, random_state=0
     ).fit(**kwargs)
     seconds = time.perf_counter() - started
@@ -137,14 +138,14 @@ def run_parts(setup: str, n_words: int, dim: int, top_n: int) -> dict:
         times[name] = times.get(name, 0.0) + time.perf_counter() - started
         return value
 
-    bins, matched = timed("frequency bins", an.frequency_bins, table.freqs)
+    bins, matched = timed("frequency bins", cohesion.frequency_bins, table.freqs)
     scan = timed("scan", scan_pairs, table.unit_vectors(), top_n)
     initial_scan = None
     if initial is not None:
         initial_scan = timed("scan", scan_pairs, initial.unit_vectors(), top_n)
     timed(
         "similar pairs",
-        an.similar_pairs,
+        pairs.similar_pairs,
         table,
         initial,
         scan,
@@ -152,14 +153,14 @@ def run_parts(setup: str, n_words: int, dim: int, top_n: int) -> dict:
         0,
         rng,
     )
-    timed("statistics", an.statistics, table, scan, initial_scan, initial)
-    timed("outliers", an.outliers, table, initial, 2.0, 3.5, rng)
+    timed("statistics", norms.statistics, table, scan, initial_scan, initial)
+    timed("outliers", norms.outliers, table, initial, 2.0, 3.5, rng)
     if initial is not None:
-        timed("movement", an.movement, table, initial, rng)
+        timed("movement", norms.movement, table, initial, rng)
     if "groups" in kwargs:
         timed(
             "groups",
-            an.group_cohesion,
+            cohesion.group_cohesion,
             table,
             initial,
             kwargs["groups"],
@@ -170,7 +171,7 @@ def run_parts(setup: str, n_words: int, dim: int, top_n: int) -> dict:
         )
         timed(
             "co-occurrence",
-            an.cooccurrence,
+            cohesion.cooccurrence,
             table,
             initial,
             kwargs["sentences"],
@@ -182,7 +183,7 @@ def run_parts(setup: str, n_words: int, dim: int, top_n: int) -> dict:
     if setup == "core":
         # Not in the target: one shape-matched repeat, for its cost (fit draws
         # SHAPED_REPEATS of them unless told otherwise).
-        timed("(shaped null, 1 repeat)", an.shaped_top_scores, table, top_n, 1, rng)
+        timed("(shaped null, 1 repeat)", pairs.shaped_top_scores, table, top_n, 1, rng)
     return {"parts": times, "rss": peak_rss_gb()}
 
 

@@ -13,11 +13,9 @@ from seqembed.analysis.alignment import (
     STATUS_TOO_SMALL,
     CrossLingualMap,
     alignment_report,
-    cedict_lexicon,
-    gloss_words,
     normalize,
-    split_lexicon,
 )
+from seqembed.analysis.lexicon import cedict_lexicon, gloss_words, split_lexicon
 from seqembed.data.vocab import SPECIALS
 from seqembed.nmt.checkpoint import load_checkpoint, load_tables
 from seqembed.vectors.table import EmbeddingTable

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqembed.analysis.embedding import MIN_BIN_WORDS, EmbeddingAnalysis, frequency_bins
+from seqembed.analysis.cohesion import MIN_BIN_WORDS, frequency_bins
+from seqembed.analysis.embedding import EmbeddingAnalysis
 from seqembed.vectors.table import EmbeddingTable
 
 torch.set_num_threads(1)

@@ -11,11 +11,10 @@ import torch
 
 from seqembed.analysis.contextual import (
     ContextualStates,
-    is_content_word,
     mean_cosine,
     self_similarity,
-    training_sentences,
 )
+from seqembed.analysis.words import is_content_word, training_sentences
 from seqembed.data.prepare import read_splits
 from seqembed.data.segment import ChineseSegmenter
 from seqembed.errors import InputError

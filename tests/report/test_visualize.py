@@ -22,15 +22,10 @@ from seqembed.errors import InputError
 from seqembed.nmt.checkpoint import load_checkpoint, load_tables
 from seqembed.nmt.evaluation import Translator
 from seqembed.report import fonts
-from seqembed.report.embedding_map import (
-    embedding_map,
-    label_mask,
-    map_figure,
-    map_html,
-    word_verdicts,
-)
+from seqembed.report.embedding_map import embedding_map, label_mask, word_verdicts
 from seqembed.report.figures import new_figure, save_figure, standalone_html
 from seqembed.report.heatmap import attention_figure
+from seqembed.report.map_drawing import map_figure, map_html
 from seqembed.report.movement_plot import (
     movement_figure,
     movement_frames,
@@ -188,6 +183,7 @@ def test_no_pyplot_and_no_backend_choice_at_import_or_render(seed_run, tmp_path)
         "import sys, matplotlib\n"
         "backend = matplotlib.rcParams._get_backend_or_none()\n"
         "import seqembed.report.embedding_map, seqembed.report.heatmap\n"
+        "import seqembed.report.map_drawing\n"
         "import seqembed.report.movement_plot, seqembed.cli.visual\n"
         "import seqembed.report.fonts, seqembed.report.projection\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"

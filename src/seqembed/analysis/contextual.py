@@ -53,70 +53,24 @@ chance level), max_occurrences, random_state.
 from __future__ import annotations
 
 import logging
-import unicodedata
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from seqembed.analysis.words import (
+    SegmentedSentences,
+    is_content_word,
+)
 from seqembed.data.batches import pad
-from seqembed.data.prepare import training_tokens
 from seqembed.data.vocab import PAD, SPECIALS
 from seqembed.errors import InputError
-from seqembed.nmt.checkpoint import (
-    load_checkpoint,
-    load_tables,
-    resolve_checkpoint,
-    restore_model,
-)
+from seqembed.nmt.checkpoint import load_tables, restore_model
 
 log = logging.getLogger(__name__)
-
-# Frequent Chinese function words (particles, pronouns, the copula,
-# conjunctions, negation): frequent everywhere, so they would crowd out the
-# content words a reader wants to see by default.
-FUNCTION_WORDS = frozenset(
-    "的 地 得 了 着 过 吗 呢 吧 啊 呀 嘛 是 在 和 与 及 或 也 都 就 而 但 "
-    "我 你 您 他 她 它 我们 你们 他们 她们 这 那 这个 那个 这些 那些 "
-    "一 个 不 没 没有 把 被 给 对 从".split()
-)
-
-
-@dataclass
-class SegmentedSentences:
-    """Source sentences as training saw them: tokens, raw text, translation."""
-
-    tokens: list[list[str]]
-    texts: list[str]
-    targets: list[str] | None = None
-
-    @classmethod
-    def from_tokens(cls, tokens: Iterable[list[str]]) -> SegmentedSentences:
-        tokens = [list(sentence) for sentence in tokens]
-        return cls(tokens, [" ".join(sentence) for sentence in tokens])
-
-
-def training_sentences(
-    run_dir: Path, state: dict[str, Any] | None = None
-) -> SegmentedSentences:
-    """A run's training sentences, read from RUN/data/train.tsv and segmented
-    exactly as training did (same mode, the checkpoint's user dictionary, the
-    same pairs skipped as too long or empty). ``run_dir`` may also name a
-    checkpoint file inside the run directory."""
-    run_dir = Path(run_dir)
-    if state is None:
-        state = load_checkpoint(run_dir)
-    if not run_dir.is_dir():
-        run_dir = resolve_checkpoint(run_dir).parent
-    split = training_tokens(run_dir, state)
-    return SegmentedSentences(
-        split.src, [p.src for p in split.pairs], [p.tgt for p in split.pairs]
-    )
 
 
 def self_similarity(states: np.ndarray) -> float | None:
@@ -146,12 +100,6 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float64)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms > 0, norms, 1.0)
-
-
-def is_content_word(word: str) -> bool:
-    """Has a letter (CJK characters count) and is not a listed function word."""
-    has_letter = any(unicodedata.category(char).startswith("L") for char in word)
-    return has_letter and word not in FUNCTION_WORDS
 
 
 class ContextualStates:

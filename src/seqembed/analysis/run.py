@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from seqembed.analysis.alignment import alignment_findings, alignment_report
 from seqembed.analysis.embedding import EmbeddingAnalysis
 from seqembed.analysis.settings import AnalysisSettings
 from seqembed.data.prepare import training_tokens, training_words
@@ -75,48 +76,15 @@ def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
         "run": str(run_dir),
         "checkpoint": checkpoint_path.name,
         "settings": _settings_dict(settings),
-        "sides": {},
+        "sides": {
+            side: _side(side, trained, initial, sentences[side], settings, run_dir)
+            for side in settings.sides
+        },
         "alignment": None,
         "contextual": None,
         "movement": None,
     }
-    for side in settings.sides:
-        table = trained[side].words(
-            settings.min_freq,
-            settings.include_specials,
-            list(settings.words) if settings.words else None,
-        )
-        if len(table) < 2:
-            raise InputError(
-                f"fewer than two {side} words to analyse (check --words and "
-                "--min-freq)",
-                run_dir,
-            )
-        analysis = EmbeddingAnalysis(
-            top_n=settings.top_n,
-            k_std=settings.k_std,
-            mad_threshold=settings.mad_threshold,
-            n_permutations=settings.n_permutations,
-            alpha=settings.alpha,
-            correction=settings.correction,
-            shaped_null_repeats=settings.shaped_null_repeats,
-            random_state=settings.random_state,
-        ).fit(
-            table,
-            initial.get(side),
-            groups=_groups_for(settings.groups, trained[side]),
-            sentences=sentences[side],
-            chosen_pairs=[p for p in settings.pairs if _on_side(p, trained[side])],
-        )
-        result["sides"][side] = {
-            "side": side,
-            "words_from": "word list" if settings.words else "vocabulary",
-            **analysis.result_,
-        }
-
     if settings.alignment:
-        from seqembed.analysis.alignment import alignment_report
-
         result["alignment"] = alignment_report(
             trained, initial or None, random_state=settings.random_state
         )
@@ -128,6 +96,41 @@ def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
     if settings.movement:
         result["movement"] = _movement(run_dir, state, settings)
     return result
+
+
+def _side(side: str, trained, initial, sentences, settings, run_dir: Path) -> dict:
+    """One side's EmbeddingAnalysis result, with where its words came from."""
+    table = trained[side].words(
+        settings.min_freq,
+        settings.include_specials,
+        list(settings.words) if settings.words else None,
+    )
+    if len(table) < 2:
+        raise InputError(
+            f"fewer than two {side} words to analyse (check --words and --min-freq)",
+            run_dir,
+        )
+    analysis = EmbeddingAnalysis(
+        top_n=settings.top_n,
+        k_std=settings.k_std,
+        mad_threshold=settings.mad_threshold,
+        n_permutations=settings.n_permutations,
+        alpha=settings.alpha,
+        correction=settings.correction,
+        shaped_null_repeats=settings.shaped_null_repeats,
+        random_state=settings.random_state,
+    ).fit(
+        table,
+        initial.get(side),
+        groups=_groups_for(settings.groups, trained[side]),
+        sentences=sentences,
+        chosen_pairs=[p for p in settings.pairs if _on_side(p, trained[side])],
+    )
+    return {
+        "side": side,
+        "words_from": "word list" if settings.words else "vocabulary",
+        **analysis.result_,
+    }
 
 
 def _word_tables(run_dir: Path, state: dict, trained: dict, initial: dict):
@@ -148,38 +151,6 @@ def _word_tables(run_dir: Path, state: dict, trained: dict, initial: dict):
     trained = aggregate_tables(trained, models, sentences)
     initial = aggregate_tables(initial, models, sentences) if initial else initial
     return trained, initial, split
-
-
-def alignment_findings(report: dict, alpha: float, correction: str) -> list[dict]:
-    """Is held-out P@1 (nearest neighbour) above chance? The number of test
-    words translated right against Binomial(n_test_words, chance P@1); above
-    chance also needs the trained map to beat the shuffled-lexicon one."""
-    from scipy import stats
-
-    from seqembed.analysis import chance
-
-    n_test = report["lexicon"]["n_test_words"]
-    rows = []
-    for space, scores in report.get("spaces", {}).items():
-        value = scores["trained"]["nn"]["p_at_1"]
-        rate = scores["chance"]["p_at_1"]
-        hits = round(value * n_test)
-        rows.append(
-            {
-                "space": space,
-                "value": value,
-                "chance": rate,
-                "shuffled": scores["shuffled"]["nn"]["p_at_1"],
-                "hits": hits,
-                "n_test_words": n_test,
-                "p_value": float(stats.binom.sf(hits - 1, n_test, rate)),
-            }
-        )
-    adjusted = chance.adjust([row["p_value"] for row in rows], correction)
-    for row, p in zip(rows, adjusted):
-        row["p_adjusted"] = p
-        row["above_chance"] = bool(p <= alpha and row["value"] > row["shuffled"])
-    return rows
 
 
 def _settings_dict(settings: AnalysisSettings) -> dict:
@@ -205,7 +176,8 @@ def _groups_for(groups: dict[str, list[str]], table) -> dict[str, list[str]]:
 
 
 def _contextual(run_dir: Path, state: dict, settings: AnalysisSettings) -> dict:
-    from seqembed.analysis.contextual import ContextualStates, training_sentences
+    from seqembed.analysis.contextual import ContextualStates
+    from seqembed.analysis.words import training_sentences
 
     states = ContextualStates(random_state=settings.random_state).fit(
         state, training_sentences(run_dir, state)

@@ -129,6 +129,11 @@ def pairwise_summary(unit: np.ndarray) -> PairwiseSummary:
     return scan_pairs(unit)[0]
 
 
+def pair_cosines(unit: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine of each pair (a[i], b[i]) of unit rows: (len(a),)."""
+    return np.einsum("ij,ij->i", unit[a], unit[b])
+
+
 def neighbour_ids(unit: np.ndarray, k: int) -> np.ndarray:
     """(n_words, k) indices of each row's k nearest other rows, best first
     (torch.topk: many times faster than numpy's argpartition on wide rows)."""

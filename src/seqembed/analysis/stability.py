@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from seqembed.analysis.similarity import neighbour_ids
-from seqembed.analysis.text import Section, sections_markdown
+from seqembed.analysis.wording import Section, sections_markdown
 from seqembed.files import write_json_and_markdown
 from seqembed.nmt.checkpoint import load_checkpoint, load_tables
 
@@ -176,70 +176,78 @@ def _alignment_spread(results: list[dict]) -> list[dict]:
 
 
 def stability_sections(report: dict) -> list[Section]:
-    out = []
     n_runs = len(report["runs"])
+    out = []
     for side, data in report["sides"].items():
-        overlap = data["neighbour_overlap"]
-        words = ", ".join(
-            f"{w['word']} {w['overlap']:.2f}" for w in overlap["most_stable"][:5]
-        )
-        unstable = ", ".join(
-            f"{w['word']} {w['overlap']:.2f}" for w in overlap["least_stable"][:5]
-        )
-        out.append(
-            Section(
-                f"{side}: stability across {n_runs} seeds",
-                f"{data['n_common_words']:,} words. Their {data['k']} nearest "
-                f"neighbours overlap {_fmt(overlap['mean'])} on average between "
-                f"runs (unrelated lists: {_fmt(overlap['chance'])}). Most stable: "
-                f"{words}. Least stable: {unstable}. A relation is robust only "
-                "if it is above chance in every run.",
-                ["figure", "mean", "sd", "above chance in", "robust"],
-                [
-                    [
-                        f["subject"],
-                        f"{f['mean']:.4f}",
-                        f"{f['sd']:.4f}",
-                        f"{f['above_chance_in']}/{f['n_runs']}",
-                        "yes" if f["robust"] else "no",
-                    ]
-                    for f in data["figures"]
-                ],
-            )
-        )
-        shared = data["shared_top_pairs"]
-        out.append(
-            Section(
-                f"{side}: top pairs found in more than one run",
-                (
-                    "None: the most similar pairs change completely with the seed. "
-                    if not shared
-                    else ""
-                )
-                + "Random top lists would share "
-                f"{data['shared_top_pairs_chance']:.2f} pairs on average.",
-                ["pair", "runs"] if shared else [],
-                [[f"{p['a']} - {p['b']}", f"{p['n_runs']}/{n_runs}"] for p in shared],
-            )
-        )
+        out += [
+            _overlap_section(side, data, n_runs),
+            _shared_pairs_section(side, data, n_runs),
+        ]
     if report["alignment"]:
-        out.append(
-            Section(
-                "cross-lingual alignment across seeds (held-out P@1)",
-                "",
-                ["space", "retrieval", "mean", "sd"],
-                [
-                    [
-                        a["space"],
-                        a["retrieval"],
-                        f"{a['p_at_1']['mean']:.3f}",
-                        f"{a['p_at_1']['sd']:.3f}",
-                    ]
-                    for a in report["alignment"]
-                ],
-            )
-        )
+        out.append(_alignment_section(report["alignment"]))
     return out
+
+
+def _overlap_section(side: str, data: dict, n_runs: int) -> Section:
+    overlap = data["neighbour_overlap"]
+    words = ", ".join(
+        f"{w['word']} {w['overlap']:.2f}" for w in overlap["most_stable"][:5]
+    )
+    unstable = ", ".join(
+        f"{w['word']} {w['overlap']:.2f}" for w in overlap["least_stable"][:5]
+    )
+    return Section(
+        f"{side}: stability across {n_runs} seeds",
+        f"{data['n_common_words']:,} words. Their {data['k']} nearest "
+        f"neighbours overlap {_fmt(overlap['mean'])} on average between "
+        f"runs (unrelated lists: {_fmt(overlap['chance'])}). Most stable: "
+        f"{words}. Least stable: {unstable}. A relation is robust only "
+        "if it is above chance in every run.",
+        ["figure", "mean", "sd", "above chance in", "robust"],
+        [
+            [
+                f["subject"],
+                f"{f['mean']:.4f}",
+                f"{f['sd']:.4f}",
+                f"{f['above_chance_in']}/{f['n_runs']}",
+                "yes" if f["robust"] else "no",
+            ]
+            for f in data["figures"]
+        ],
+    )
+
+
+def _shared_pairs_section(side: str, data: dict, n_runs: int) -> Section:
+    shared = data["shared_top_pairs"]
+    return Section(
+        f"{side}: top pairs found in more than one run",
+        (
+            "None: the most similar pairs change completely with the seed. "
+            if not shared
+            else ""
+        )
+        + "Random top lists would share "
+        f"{data['shared_top_pairs_chance']:.2f} pairs on average.",
+        ["pair", "runs"] if shared else [],
+        [[f"{p['a']} - {p['b']}", f"{p['n_runs']}/{n_runs}"] for p in shared],
+    )
+
+
+def _alignment_section(alignment: list[dict]) -> Section:
+    return Section(
+        "cross-lingual alignment across seeds (held-out P@1)",
+        "",
+        ["space", "retrieval", "mean", "sd"],
+        [
+            [
+                a["space"],
+                a["retrieval"],
+                f"{a['p_at_1']['mean']:.3f}",
+                f"{a['p_at_1']['sd']:.3f}",
+            ]
+            for a in alignment
+        ],
+    )
 
 
 def write_stability(report: dict, folder: Path) -> tuple[Path, Path]:

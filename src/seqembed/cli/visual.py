@@ -94,8 +94,9 @@ def cmd_plot(args) -> int:
     if args.movement:
         return _plot_movement(args)
     from seqembed.nmt.checkpoint import load_tables
-    from seqembed.report.embedding_map import embedding_map, map_figure, map_html
+    from seqembed.report.embedding_map import embedding_map
     from seqembed.report.figures import save_figure, write_text
+    from seqembed.report.map_drawing import map_figure, map_html
 
     run_dir, state = _run(args.run)
     side = args.side or "src"

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from seqembed.analysis.text import Section, sections
+from seqembed.analysis.text import sections
+from seqembed.analysis.wording import Section
 from seqembed.data.corpus import Pair
 from seqembed.data.prepare import read_splits
 from seqembed.data.vocab import SPECIALS

@@ -17,7 +17,7 @@ import re
 from importlib import resources
 
 from seqembed import __version__
-from seqembed.analysis.text import Section
+from seqembed.analysis.wording import Section
 
 SIDE_LABELS = {"src": "source (Chinese)", "tgt": "target (English)"}
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -80,7 +81,13 @@ class AnalysisSettings:
     aggregate_words: bool = False
 
 
-def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
+def analyze_run(
+    run_dir: Path,
+    settings: AnalysisSettings,
+    progress: Callable[[str], None] = lambda part: None,
+) -> dict:
+    """``progress`` is told each part ("src", "tgt", "alignment",
+    "contextual", "movement") as it starts."""
     run_dir = Path(run_dir)
     checkpoint_path = resolve_checkpoint(run_dir)
     run_dir = checkpoint_path.parent
@@ -105,6 +112,7 @@ def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
         "movement": None,
     }
     for side in settings.sides:
+        progress(side)
         table = trained[side].words(
             settings.min_freq,
             settings.include_specials,
@@ -141,6 +149,7 @@ def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
     if settings.alignment:
         from seqembed.analysis.alignment import alignment_report
 
+        progress("alignment")
         result["alignment"] = alignment_report(
             trained, initial or None, random_state=settings.random_state
         )
@@ -148,8 +157,10 @@ def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
             result["alignment"], settings.alpha, settings.correction
         )
     if settings.contextual:
+        progress("contextual")
         result["contextual"] = _contextual(run_dir, state, settings)
     if settings.movement:
+        progress("movement")
         result["movement"] = _movement(run_dir, state, settings)
     return result
 

@@ -16,11 +16,11 @@ from jsonschema import Draft202012Validator
 from seqembed.analysis.run import (
     DESIGN_GROUPS,
     DESIGN_PAIRS,
-    AnalysisSettings,
     analyze_run,
     builtin_groups,
     schema,
 )
+from seqembed.analysis.settings import AnalysisSettings
 from seqembed.analysis.stability import stability_report
 from seqembed.cli.demo import demo_config, seed_pairs
 from seqembed.nmt.training import train

@@ -9,8 +9,7 @@ import pytest
 from helpers import assert_clean_error, seqembed
 
 from seqembed.analysis.embedding import EmbeddingAnalysis
-from seqembed.analysis.run import AnalysisSettings
-from seqembed.analysis.settings import DEFAULTS, setting_names
+from seqembed.analysis.settings import DEFAULTS, AnalysisSettings, setting_names
 from seqembed.errors import InputError
 
 BAD = [

@@ -15,7 +15,8 @@ import sentencepiece as spm
 import torch
 from helpers import seqembed
 
-from seqembed.analysis.run import AnalysisSettings, analyze_run, schema
+from seqembed.analysis.run import analyze_run, schema
+from seqembed.analysis.settings import AnalysisSettings
 from seqembed.cli.demo import builtin_pairs, builtin_user_dict, demo_config
 from seqembed.config import load_config
 from seqembed.data.prepare import read_splits, training_tokens, training_words

@@ -142,7 +142,8 @@ def test_demo_writes_the_report_and_prints_its_path(tmp_path):
 
 
 def test_report_of_a_seed_run_shows_the_stability_across_seeds(seed_run, tmp_path):
-    from seqembed.analysis.run import AnalysisSettings, analyze_run
+    from seqembed.analysis.run import analyze_run
+    from seqembed.analysis.settings import AnalysisSettings
     from seqembed.analysis.stability import stability_report, write_stability
     from seqembed.report.build import build_report
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from seqembed.analysis.run import (
     DESIGN_GROUPS,
     DESIGN_PAIRS,
-    AnalysisSettings,
     analyze_run,
     builtin_groups,
     write_analysis,
 )
+from seqembed.analysis.settings import AnalysisSettings
 from seqembed.config import Config, load_config
 from seqembed.data.corpus import Pair, SkipCounts, read_tsv
 from seqembed.data.prepare import read_splits

@@ -302,7 +302,8 @@ def _train_seeds(args, config, out, pairs, user_dict, heldout) -> int:
     OUT/seed-N; then the stability analysis across them in OUT/stability."""
     from dataclasses import replace
 
-    from seqembed.analysis.run import AnalysisSettings, analyze_run
+    from seqembed.analysis.run import analyze_run
+    from seqembed.analysis.settings import AnalysisSettings
     from seqembed.analysis.stability import (
         stability_report,
         stability_sections,

@@ -147,7 +147,8 @@ def _analysis(run_dir: Path, checkpoint: Path) -> tuple[dict, str]:
     saved = _saved_analysis(run_dir)
     if saved and saved.get("checkpoint") == checkpoint.name:
         return saved, ANALYSIS_FILE
-    from seqembed.analysis.run import AnalysisSettings, analyze_run
+    from seqembed.analysis.run import analyze_run
+    from seqembed.analysis.settings import AnalysisSettings
 
     log.info("no saved analysis of %s: analysing with default settings", checkpoint)
     return analyze_run(checkpoint, AnalysisSettings()), "default settings"

@@ -63,7 +63,7 @@ def lint_imports(*config_files: Path) -> subprocess.CompletedProcess:
     """``lint-imports`` as the developer runs it, from the repository root,
     through this interpreter (so the venv's import-linter, not another)."""
     code = "import sys; from importlinter.cli import lint_imports_command as c; c()"
-    command = [sys.executable, "-c", code, "--no-cache", "--no-logo"]
+    command = [sys.executable, "-c", code, "--no-cache"]
     return subprocess.run(
         command + [str(path) for path in config_files],
         cwd=ROOT,

@@ -1,6 +1,7 @@
 """Helpers shared by test files in several folders: the CLI as a user runs
 it, and checkpoints compared bit for bit."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -39,3 +40,26 @@ def assert_same_state(a, b):
     for key, state in a["optimizer"]["state"].items():
         for name, value in state.items():
             assert torch.equal(value, b["optimizer"]["state"][key][name]), name
+
+
+class FullDisk:
+    """A file whose writes fail with ENOSPC once ``room`` bytes are written,
+    as the kernel does when the disk fills up."""
+
+    def __init__(self, handle, room):
+        self.handle, self.room = handle, room
+
+    def write(self, data):
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()

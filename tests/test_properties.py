@@ -68,11 +68,17 @@ def test_segmentation_keeps_every_character_and_makes_no_blank_token(jieba, text
 
 @FAST
 @given(text=TEXT)
-def test_english_tokenisation_round_trips_to_a_string(text):
+@example(text='He said "hi" to Tom\'s dog.')
+@example(text="&amp; [x] 100% U.S.A.")
+def test_english_tokenisation_round_trips(text):
     tokenizer = EnglishTokenizer("moses", lowercase=False)
     tokens = tokenizer.tokenize(text)
     assert all(token and not any(c.isspace() for c in token) for token in tokens)
-    assert isinstance(tokenizer.detokenize(tokens), str)
+    # Detokenising only places spaces: every character of the tokens is kept,
+    # and tokenising the sentence again gives the same tokens back.
+    sentence = tokenizer.detokenize(tokens)
+    assert "".join(sentence.split()) == "".join(tokens)
+    assert tokenizer.tokenize(sentence) == tokens
 
 
 # ------------------------------------------------------------------ vocabulary

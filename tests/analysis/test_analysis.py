@@ -106,8 +106,9 @@ def test_random_vectors_are_not_above_chance():
 def test_planted_clusters_are_found():
     table, groups, sentences, label = clustered_case(0)
     outlier = 7
-    table.vectors[outlier] *= 5
-    table._norms = None  # the cached norms belong to the old vectors
+    vectors = table.vectors.copy()
+    vectors[outlier] *= 5
+    table = EmbeddingTable(table.tokens, vectors, table.freqs)  # norms afresh
     analysis = EmbeddingAnalysis(random_state=0).fit(
         table, groups=groups, sentences=sentences
     )

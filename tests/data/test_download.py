@@ -8,7 +8,6 @@ counts the requests it gets.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import socket
@@ -270,9 +269,6 @@ def test_default_cache_dir_honours_env(monkeypatch, tmp_path):
 
 
 def test_cli_data_tatoeba_end_to_end(server, tmp_path):
-    if importlib.util.find_spec("seqembed.cli.main") is None:
-        pytest.skip("CLI not wired yet")
-
     def run_cli(url: str, cache: Path = tmp_path) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "seqembed", "data", "tatoeba"]
         command += ["--cache-dir", str(cache), "--url", url]

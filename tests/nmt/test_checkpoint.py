@@ -11,8 +11,8 @@ import sys
 
 import pytest
 import torch
+from helpers import FullDisk
 
-from seqembed import files
 from seqembed.cli.demo import SEED_PAIRS, demo_config, seed_pairs
 from seqembed.errors import InputError
 from seqembed.nmt.checkpoint import (
@@ -117,38 +117,15 @@ def test_nothing_left_to_resume_from_is_one_error(five_epochs, tmp_path):
 # ---------------------------------------------------------------- full disk
 
 
-class FullDisk:
-    """A file whose writes fail with ENOSPC once ``room`` bytes are written,
-    as the kernel does when the disk fills up."""
-
-    def __init__(self, handle, room):
-        self.handle, self.room = handle, room
-
-    def write(self, data):
-        if len(data) > self.room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self.room -= len(data)
-        return self.handle.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.handle, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.close()
-
-
 def test_a_full_disk_leaves_the_previous_checkpoints(
     five_epochs, tmp_path, monkeypatch
 ):
     run = copy_run(five_epochs, tmp_path)
     before = {p.name: p.read_bytes() for p in run.glob("*.pt")}
     state = load_checkpoint(run / "last.pt")
-    real_fdopen = os.fdopen
+    real_fdopen = os.fdopen  # seqembed.files writes through it
     monkeypatch.setattr(
-        files.os, "fdopen", lambda *a, **k: FullDisk(real_fdopen(*a, **k), 4096)
+        os, "fdopen", lambda *a, **k: FullDisk(real_fdopen(*a, **k), 4096)
     )
     with pytest.raises(OSError) as info:
         save_checkpoint(state, run / "last.pt", keep=3)
@@ -169,7 +146,7 @@ def test_a_full_disk_in_training_is_one_line(
     real_fdopen = os.fdopen
     # Room for the small files (config.yaml), not for a checkpoint.
     monkeypatch.setattr(
-        files.os, "fdopen", lambda *a, **k: FullDisk(real_fdopen(*a, **k), 50_000)
+        os, "fdopen", lambda *a, **k: FullDisk(real_fdopen(*a, **k), 50_000)
     )
     assert main(["train", "--out", str(run), "--resume", "--epochs", "6"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()

@@ -84,7 +84,7 @@ def test_reordered_decoding_weights_translate_as_the_plain_step(builtin_run):
     packed = decoder.decoding_weights()
     if not onednn.available():
         assert packed is None
-        return
+        pytest.skip("oneDNN not available: the plain step is the only one")
     assert packed.output.is_mkldnn
     with torch.no_grad():
         source, state = model.encode(batch.src, batch.src_lengths)

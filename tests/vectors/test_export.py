@@ -3,9 +3,13 @@ TensorBoard's own proto and TSV rules for the Embedding Projector."""
 
 from __future__ import annotations
 
+import errno
+import os
+
 import numpy as np
 import pytest
 from google.protobuf import text_format
+from helpers import FullDisk
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
 from seqembed.errors import InputError
@@ -98,14 +102,14 @@ def test_tokens_that_would_collide_are_refused(tmp_path):
 def test_a_failed_write_leaves_the_old_file(tables, tmp_path, monkeypatch):
     path = tmp_path / "w.txt"
     path.write_text("old", encoding="utf-8")
-
-    def broken(*args, **kwargs):
-        yield "1 2 3\n"
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr("seqembed.vectors.export._row_chunks", broken)
-    with pytest.raises(RuntimeError):
+    # The disk fills up after the header: the rows fail to write.
+    real_fdopen = os.fdopen  # seqembed.files writes through it
+    monkeypatch.setattr(
+        os, "fdopen", lambda *a, **k: FullDisk(real_fdopen(*a, **k), 16)
+    )
+    with pytest.raises(OSError) as info:
         write_word2vec(tables["src"], path)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
     assert path.read_text(encoding="utf-8") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["w.txt"]
 

@@ -107,30 +107,41 @@ def fetch_tatoeba(
             raise InputError(
                 f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest}"
             )
-        member, data, about = _read_zip(zip_path, url=url)
-        # A BOM would glue itself to the first English sentence.
-        data = data.removeprefix(codecs.BOM_UTF8)
-        n_lines = _check_tsv(data, member=member, url=url)
-        source = {
-            "url": url,
-            "sha256": digest,
-            "member": member,
-            "downloaded_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "lines": n_lines,
-        }
-        # The TSV goes last: its existence is the "download complete" marker.
-        about_path = dataset_dir / "ABOUT.txt"
-        if about is not None:
-            _atomic_write(about_path, about)
-        else:
-            about_path.unlink(missing_ok=True)  # don't keep another export's licence
-        record = json.dumps(source, indent=2, ensure_ascii=False) + "\n"
-        _atomic_write(dataset_dir / "SOURCE.json", record.encode("utf-8"))
-        _atomic_write(tsv_path, data)
+        data, about, source = _extract(zip_path, url, digest)
+        _install(dataset_dir, data, about, source)
     finally:
         zip_path.unlink(missing_ok=True)
-    logger.info("extracted %d lines to %s", n_lines, tsv_path)
+    logger.info("extracted %d lines to %s", source["lines"], tsv_path)
     return tsv_path
+
+
+def _extract(zip_path: Path, url: str, digest: str) -> tuple[bytes, bytes | None, dict]:
+    """The checked pairs, the export's _about.txt (or None), and the record
+    for SOURCE.json."""
+    member, data, about = _read_zip(zip_path, url=url)
+    # A BOM would glue itself to the first English sentence.
+    data = data.removeprefix(codecs.BOM_UTF8)
+    source = {
+        "url": url,
+        "sha256": digest,
+        "member": member,
+        "downloaded_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "lines": _check_tsv(data, member=member, url=url),
+    }
+    return data, about, source
+
+
+def _install(dataset_dir: Path, data: bytes, about: bytes | None, source: dict) -> None:
+    """ABOUT.txt, SOURCE.json and, last, the TSV: its existence is the
+    "download complete" marker."""
+    about_path = dataset_dir / "ABOUT.txt"
+    if about is not None:
+        _atomic_write(about_path, about)
+    else:
+        about_path.unlink(missing_ok=True)  # don't keep another export's licence
+    record = json.dumps(source, indent=2, ensure_ascii=False) + "\n"
+    _atomic_write(dataset_dir / "SOURCE.json", record.encode("utf-8"))
+    _atomic_write(dataset_dir / TSV_NAME, data)
 
 
 def _download(

@@ -26,6 +26,7 @@ whole each epoch, are memory-mapped).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import multiprocessing
@@ -143,29 +144,47 @@ def build_cache(
         shutil.rmtree(cache_dir)  # a cache left half-written
     parts = cache_dir / "parts"
     parts.mkdir(parents=True)
-    context = multiprocessing.get_context("fork")
-    setup = (config, user_dict, to_state(subwords))
-    # -- pass 1: tokenise and count
-    counts = {"src": Counter(), "tgt": Counter()}
-    skips, sizes = SkipCounts(), []
-    with context.Pool(processes, _start_worker, setup) as pool:
-        jobs = (
-            (parts / f"{n}.pkl", chunk) for n, chunk in enumerate(_chunks(train_tsv))
-        )
-        for chunk_counts, chunk_skips, size in pool.imap(_tokenize_chunk, jobs):
-            for side in ("src", "tgt"):
-                counts[side].update(chunk_counts[side])
-            skips.reasons.update(chunk_skips)
-            sizes.append(size)
+    pool = functools.partial(multiprocessing.get_context("fork").Pool, processes)
+    with pool(_start_worker, (config, user_dict, to_state(subwords))) as workers:
+        counts, skips, sizes = _tokenize_pass(workers, train_tsv, parts)
     built = vocabs is None
     if built:
         vocabs = tuple(
             side_vocab(config, side, counts[side], subwords) for side in ("src", "tgt")
         )
     del counts
-    # -- pass 2: encode into arrays whose sizes pass 1 gave
-    n_pairs = sum(s[0] for s in sizes)
     vocab_state = (vocabs[0].to_dict(), vocabs[1].to_dict())
+    with pool(_start_encoder, vocab_state) as encoders:
+        n_pairs = _encode_pass(encoders, cache_dir, parts, sizes)
+    shutil.rmtree(parts)
+    (cache_dir / "meta.json").write_text(json.dumps({"pairs": n_pairs}))
+    log.info("token cache: %d training pairs in %s", n_pairs, cache_dir)
+    cache = open_cache(cache_dir)
+    cache.skips = skips
+    if built:
+        cache.src_vocab, cache.tgt_vocab = vocabs
+    return cache
+
+
+def _tokenize_pass(pool, train_tsv: Path, parts: Path):
+    """Pass 1: each chunk's tokens into ``parts/N.pkl``; returns the merged
+    token counts per side, the skips, and each chunk's (pairs, source
+    tokens, target tokens)."""
+    counts = {"src": Counter(), "tgt": Counter()}
+    skips, sizes = SkipCounts(), []
+    jobs = ((parts / f"{n}.pkl", chunk) for n, chunk in enumerate(_chunks(train_tsv)))
+    for chunk_counts, chunk_skips, size in pool.imap(_tokenize_chunk, jobs):
+        for side in ("src", "tgt"):
+            counts[side].update(chunk_counts[side])
+        skips.reasons.update(chunk_skips)
+        sizes.append(size)
+    return counts, skips, sizes
+
+
+def _encode_pass(pool, cache_dir: Path, parts: Path, sizes: list) -> int:
+    """Pass 2: the chunks' ids appended to arrays whose sizes pass 1 gave;
+    returns the number of pairs."""
+    n_pairs = sum(s[0] for s in sizes)
     with contextlib.ExitStack() as stack:
         files, token_at = {}, {"src": 0, "tgt": 0}
         for k, side in enumerate(("src", "tgt")):
@@ -179,7 +198,6 @@ def build_cache(
                 ),
             )
             files[side][1].write(np.zeros(1, np.int64).tobytes())
-        pool = stack.enter_context(context.Pool(processes, _start_encoder, vocab_state))
         paths = (parts / f"{n}.pkl" for n in range(len(sizes)))
         for encoded in pool.imap(_encode_chunk, paths):  # in order: appended
             for side, (ids, lengths) in zip(("src", "tgt"), encoded):
@@ -187,14 +205,7 @@ def build_cache(
                 data.write(ids.tobytes())
                 offsets.write((token_at[side] + np.cumsum(lengths)).tobytes())
                 token_at[side] += len(ids)
-    shutil.rmtree(parts)
-    (cache_dir / "meta.json").write_text(json.dumps({"pairs": n_pairs}))
-    log.info("token cache: %d training pairs in %s", n_pairs, cache_dir)
-    cache = open_cache(cache_dir)
-    cache.skips = skips
-    if built:
-        cache.src_vocab, cache.tgt_vocab = vocabs
-    return cache
+    return n_pairs
 
 
 def open_cache(cache_dir: Path) -> Cache | None:

@@ -90,9 +90,30 @@ def write_projector(
     ``tensor_name`` defaults to "embeddings", or the joined mapping keys
     ("src+tgt"). Returns the path of ``projector_config.pbtxt``.
     """
-    from google.protobuf import text_format
-    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+    named, default_name = _named_tables(tables)
+    if columns is None:
+        columns = COLUMNS if len(named) > 1 else ("word", "frequency")
+    columns = tuple(columns)
+    if not columns or any(column not in COLUMNS for column in columns):
+        raise ValueError(f"columns must be chosen from {COLUMNS}, got {columns}")
+    metadata = _metadata_rows(named, columns)
+    vectors = np.concatenate([table.vectors for table in named.values()])
+    config = _projector_config(tensor_name or default_name, vectors.shape)
 
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_text(folder / TENSORS_FILE, _row_chunks(vectors, "\t", digits))
+    _write_text(folder / METADATA_FILE, metadata)
+    # Last, so a config never names files that are not there yet.
+    _write_text(folder / CONFIG_FILE, [config])
+    return folder / CONFIG_FILE
+
+
+def _named_tables(
+    tables: EmbeddingTable | Mapping[str, EmbeddingTable],
+) -> tuple[dict[str, EmbeddingTable], str]:
+    """``{side: table}`` (one table: ``{"": table}``) and the default tensor
+    name; refuses tables with no rows or of different widths."""
     if isinstance(tables, EmbeddingTable):
         named, default_name = {"": tables}, "embeddings"
     else:
@@ -104,12 +125,14 @@ def write_projector(
         raise ValueError(
             f"tables of different widths cannot share one projector tensor: {dims}"
         )
-    if columns is None:
-        columns = COLUMNS if len(named) > 1 else ("word", "frequency")
-    columns = tuple(columns)
-    if not columns or any(column not in COLUMNS for column in columns):
-        raise ValueError(f"columns must be chosen from {COLUMNS}, got {columns}")
+    return named, default_name
 
+
+def _metadata_rows(
+    named: dict[str, EmbeddingTable], columns: tuple[str, ...]
+) -> list[str]:
+    """metadata.tsv's lines: a header row only when there are several columns
+    (that is how the projector tells the two layouts apart)."""
     values = {
         "word": [token for table in named.values() for token in table.tokens],
         "frequency": [str(f) for table in named.values() for f in table.freqs],
@@ -118,22 +141,21 @@ def write_projector(
     metadata = ["\t".join(columns) + "\n"] if len(columns) > 1 else []
     for row in zip(*(values[column] for column in columns)):
         metadata.append("\t".join(projector_label(value) for value in row) + "\n")
-    vectors = np.concatenate([table.vectors for table in named.values()])
+    return metadata
+
+
+def _projector_config(tensor_name: str, shape: tuple[int, ...]) -> str:
+    """projector_config.pbtxt naming the two files, in the plugin's own proto."""
+    from google.protobuf import text_format
+    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
     config = ProjectorConfig()
     embedding = config.embeddings.add()
-    embedding.tensor_name = tensor_name or default_name
+    embedding.tensor_name = tensor_name
     embedding.tensor_path = TENSORS_FILE  # relative: resolved against the config
     embedding.metadata_path = METADATA_FILE
-    embedding.tensor_shape.extend(vectors.shape)
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_text(folder / TENSORS_FILE, _row_chunks(vectors, "\t", digits))
-    _write_text(folder / METADATA_FILE, metadata)
-    # Last, so a config never names files that are not there yet.
-    _write_text(folder / CONFIG_FILE, [text_format.MessageToString(config)])
-    return folder / CONFIG_FILE
+    embedding.tensor_shape.extend(shape)
+    return text_format.MessageToString(config)
 
 
 def _row_chunks(

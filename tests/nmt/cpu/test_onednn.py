@@ -167,7 +167,11 @@ def test_library_choice_is_measured_once_and_leaves_random_numbers_alone():
     onednn._onednn_far_ahead.cache_clear()
     state = torch.get_rng_state()
     choice = onednn.onednn_far_ahead()
-    assert isinstance(choice, bool)
+    with torch.profiler.profile() as profile:  # mm, when not told, takes it
+        onednn.mm(torch.ones(64, 32), torch.ones(32, 16))
+    names = {event.name for event in profile.events()}
+    assert ("mkldnn::_linear_pointwise" in names) is choice
+    assert ("aten::mm" in names) is not choice
     assert torch.equal(torch.get_rng_state(), state)
     assert onednn._onednn_far_ahead.cache_info().currsize == 1
     assert onednn.onednn_far_ahead() is choice  # the cached answer

@@ -159,8 +159,6 @@ class Translator:
         decode = self.config.decode
         results: list[list[str]] = [[] for _ in ids]
         lengths = [len(x) for x in ids]
-        # Made once for all batches: the weights cannot change in between.
-        packed = self.model.decoder.decoding_weights()
         for index in epoch_batches(lengths, lengths, batch_size, 0, 0, shuffle=False):
             batch = collate([ids[i] for i in index], [[] for _ in index])
             max_len = max_output_length(
@@ -168,7 +166,7 @@ class Translator:
             )
             if beam_size == 1:
                 hypotheses = greedy_decode(
-                    self.model, batch.src, batch.src_lengths, max_len, packed=packed
+                    self.model, batch.src, batch.src_lengths, max_len
                 )
             else:
                 hypotheses = beam_search(
@@ -178,7 +176,6 @@ class Translator:
                     beam_size,
                     max_len,
                     decode.length_penalty,
-                    packed,
                 )
             for i, hypothesis in zip(index, hypotheses):
                 results[i] = self.tgt_vocab.decode(hypothesis.tokens)

@@ -1,10 +1,10 @@
 """The one factory of models: the reference model, with the kernels that
-``model.kernels`` asks for (``seqembed.nmt.cpu.accelerate`` for "auto")."""
+``model.kernels`` asks for (``seqembed.nmt.cpu.kernels.accelerate`` for "auto")."""
 
 from __future__ import annotations
 
 from seqembed.config import ModelConfig
-from seqembed.nmt.cpu import accelerate
+from seqembed.nmt.cpu.kernels import accelerate
 from seqembed.nmt.model import Seq2Seq
 
 

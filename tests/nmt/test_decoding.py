@@ -172,7 +172,7 @@ def test_reordered_weights_follow_the_parameters(builtin_run):
 
 def test_reordered_weights_only_where_they_apply(builtin_run):
     """Training, gradients on, and bf16 autocast keep the reference step;
-    train() and eval() free the reordered weights."""
+    train() frees the reordered weights, eval() keeps them."""
     decoder = translator_with(builtin_run, "auto").model.decoder
     assert decoder.decoding_weights() is None  # gradients on
     with torch.no_grad():
@@ -184,4 +184,7 @@ def test_reordered_weights_only_where_they_apply(builtin_run):
         assert decoder.decoding_weights() is None
         assert decoder._decoding is None  # freed
         decoder.eval()
-        assert decoder.decoding_weights() is not None
+        packed = decoder.decoding_weights()
+        assert packed is not None
+        decoder.eval()
+        assert decoder.decoding_weights() is packed

@@ -59,7 +59,8 @@ class FastDecoder(Decoder):
         return decoder
 
     def train(self, mode: bool = True):
-        self._decoding = None  # train() and eval() free the reordered weights
+        if mode:  # training does not use the reordered weights: free them
+            self._decoding = None
         return super().train(mode)
 
     def initial_state(self, encoder_state, batch_size: int) -> DecoderState:

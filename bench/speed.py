@@ -2,7 +2,10 @@
 speed, and peak memory, all measured in one process.
 
     python bench/speed.py [--tsv PATH] [--steps 200] [--threads 2] [--run RUN_DIR]
+                          [--kernels auto|reference] [--budget 60]
 
+0. The CPU (model name, ATen capability, native bf16 or not) and the OpenMP
+   wait policy, printed first.
 1. The machine's fp32 and bf16 matmul rate (GFLOP/s), measured here.
 2. Training on the matched config of issue 6 (embeddings 256, hidden 512,
    1 layer, bidirectional encoder of 256 per direction, Luong "general"
@@ -21,11 +24,18 @@ speed, and peak memory, all measured in one process.
    ceiling of that decode (its counted FLOPs at the measured matmul rate),
    and `seqembed translate` as a whole process (start, model load, decode).
 4. Peak resident memory of this process.
+
+Never hangs: every line is flushed as it is printed; bf16 rows are skipped,
+saying so, on a CPU without native bf16 (where a bf16 product runs ~30x
+slower than fp32); and every measurement stops at its first check after
+--budget seconds (a note says what it covered), so that a run with the
+defaults ends within 10 minutes on any host.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
 import subprocess
@@ -45,7 +55,9 @@ from seqembed.data.batches import collate, epoch_batches  # noqa: E402
 from seqembed.data.corpus import SkipCounts, read_tsv  # noqa: E402
 from seqembed.data.prepare import read_splits  # noqa: E402
 from seqembed.data.vocab import PAD  # noqa: E402
+from seqembed.nmt.checkpoint import load_checkpoint  # noqa: E402
 from seqembed.nmt.cpu import onednn  # noqa: E402
+from seqembed.nmt.devices import cpu_info  # noqa: E402
 from seqembed.nmt.evaluation import Translator, score  # noqa: E402
 from seqembed.nmt.training import start_session, train_step  # noqa: E402
 
@@ -62,22 +74,32 @@ MATCHED = [
 
 
 def matmul_gflops(
-    dtype: torch.dtype, n: int = 2048, repeats: int = 20, library: str = "mkl"
+    dtype: torch.dtype,
+    n: int = 2048,
+    repeats: int = 20,
+    library: str = "mkl",
+    budget: float = 10.0,
 ) -> float:
     """The rate of an n x n x n product: torch.mm (MKL), or with library
-    "onednn" oneDNN with the weight reordered in advance (onednn.py)."""
+    "onednn" oneDNN with the weight reordered in advance (onednn.py). At
+    most ``repeats`` products after a warm-up one, fewer where they take
+    more than ``budget`` seconds in all."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     if library == "onednn":
         packed = onednn.reorder(b, n)
         run = lambda: onednn.product(a, packed)  # noqa: E731
     else:
         run = lambda: a @ b  # noqa: E731
-    for _ in range(3):
-        run()
     started = time.perf_counter()
-    for _ in range(repeats):
+    run()  # warm-up
+    warm_up = time.perf_counter() - started
+    if warm_up > budget / 2:  # one product is all there is time for
+        return 2 * n**3 / warm_up / 1e9
+    done, started = 0, time.perf_counter()
+    while done < repeats and (done < 1 or time.perf_counter() - started < budget):
         run()
-    return 2 * n**3 * repeats / (time.perf_counter() - started) / 1e9
+        done += 1
+    return 2 * n**3 * done / (time.perf_counter() - started) / 1e9
 
 
 def training_flops(batch, emb: int, hidden: int, vocab: int, input_feed: bool) -> float:
@@ -163,6 +185,7 @@ def measure_training(
     out: Path,
     precision: str = "fp32",
     extra: tuple[str, ...] = (),
+    budget: float = 60.0,
 ) -> dict:
     config = load_config(
         None,
@@ -181,50 +204,71 @@ def measure_training(
     vocab = len(session.tgt_vocab)
     warmup = 10
     indices = batches[: steps + warmup]
-    for index in indices[:warmup]:
+
+    def run(index):
         batch = collate([src[j] for j in index], [tgt[j] for j in index])
         train_step(model, batch, session.optimizer, criterion, config)
+        return batch
 
-    def timed_pass():
-        tgt_tokens = src_tokens = 0
-        flops, measured = 0.0, []
+    _bounded(run, indices[:warmup], budget)
+
+    def timed_pass(todo):
         started = time.perf_counter()
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for index in indices[warmup:]:
-            batch = collate([src[j] for j in index], [tgt[j] for j in index])
-            train_step(model, batch, session.optimizer, criterion, config)
-            measured.append(batch)
-            tgt_tokens += batch.n_tgt_tokens
-            src_tokens += batch.n_src_tokens
-            flops += training_flops(batch, 256, 512, vocab, input_feed)
+        measured = _bounded(run, todo, budget)
         seconds = time.perf_counter() - started
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-        return tgt_tokens, src_tokens, flops, seconds, faults, measured
+        return measured, seconds, faults
 
     # The first pass pays one-time costs that a long run spreads thin: oneDNN
     # builds a kernel for each new row count (the output projection's rows
     # change every batch) and first-touch page faults at each new peak of
     # memory. The second pass over the same batches is the steady state, as
     # OpenNMT-py's progress reports after the first are.
-    tgt_tokens, src_tokens, flops, seconds, faults, measured = timed_pass()
-    steady_tgt, _, _, steady_seconds, _, _ = timed_pass()
+    measured, seconds, faults = timed_pass(indices[warmup:])
+    steady, steady_seconds, _ = timed_pass(indices[warmup:][: len(measured)])
+    tgt_tokens = sum(b.n_tgt_tokens for b in measured)
+    src_tokens = sum(b.n_src_tokens for b in measured)
+    flops = sum(training_flops(b, 256, 512, vocab, input_feed) for b in measured)
     result = {
-        "faults_per_step": faults / steps,
+        "steps": len(measured),
+        "steady_steps": len(steady),
+        "faults_per_step": faults / len(measured),
         "tgt_tok_s": tgt_tokens / seconds,
-        "steady_tgt_tok_s": steady_tgt / steady_seconds,
+        "steady_tgt_tok_s": sum(b.n_tgt_tokens for b in steady) / steady_seconds,
         "all_tok_s": (tgt_tokens + src_tokens) / seconds,
         "gflops": flops / seconds / 1e9,
         "mflop_per_tgt_token": flops / tgt_tokens / 1e6,
         "gemm_floor_tok_s": None,
     }
     if input_feed and precision == "fp32":
-        cache: dict = {}
-        floor = sum(
-            gemm_seconds(input_feeding_gemms(b, 256, 512, vocab), cache)
-            for b in measured
-        )
-        result["gemm_floor_tok_s"] = tgt_tokens / floor
+        result["gemm_floor_tok_s"] = _gemm_floor(measured, vocab, budget)
     return result
+
+
+def _bounded(run, items: list, budget: float) -> list:
+    """``run(item)`` for each item until ``budget`` seconds have passed
+    (at least one); the results of those that ran."""
+    results, started = [], time.perf_counter()
+    for item in items:
+        if results and time.perf_counter() - started > budget:
+            break
+        results.append(run(item))
+    return results
+
+
+def _gemm_floor(batches, vocab: int, budget: float) -> float:
+    """Target tokens/s of steps that did nothing but their matrix products,
+    over the first of ``batches`` that ``budget`` seconds can measure."""
+    cache: dict = {}
+
+    def floor(batch):
+        return batch.n_tgt_tokens, gemm_seconds(
+            input_feeding_gemms(batch, 256, 512, vocab), cache
+        )
+
+    timed = _bounded(floor, batches, budget)
+    return sum(tokens for tokens, _ in timed) / sum(seconds for _, seconds in timed)
 
 
 def decoding_flops(translator, tokens, beam: int, batch_size: int) -> tuple:
@@ -233,8 +277,9 @@ def decoding_flops(translator, tokens, beam: int, batch_size: int) -> tuple:
     hypothesis, for one step; counted by wrapping the decoder's step)
     the LSTM, attention, combine layer and output projection. The word's
     share of the first LSTM layer's gates is counted as a product, although
-    fp32 decoding looks it up (Decoder.decoding_weights), so the ceiling is
-    that of the model's plain step."""
+    fp32 decoding with the CPU kernels looks it up (nmt.cpu.decoder), so the
+    ceiling is that of the model's plain step. Returns the FLOPs, seconds
+    and translations (token lists)."""
     model, config = translator.model, translator.config.model
     emb, hidden, half = config.emb_size, config.hidden_size, config.hidden_size // 2
     vocab = model.decoder.output_projection.out_features
@@ -248,7 +293,7 @@ def decoding_flops(translator, tokens, beam: int, batch_size: int) -> tuple:
 
     decoder.step = counted_step
     started = time.perf_counter()
-    translator.translate_tokens(tokens, beam_size=beam, batch_size=batch_size)
+    outputs = translator.translate_tokens(tokens, beam_size=beam, batch_size=batch_size)
     seconds = time.perf_counter() - started
     del decoder.step
     src_tokens = sum(len(t) for t in tokens)
@@ -258,41 +303,85 @@ def decoding_flops(translator, tokens, beam: int, batch_size: int) -> tuple:
     if model.decoder.attention is not None:
         per_row += 2 * 2 * hidden * hidden + 2 * 2 * hidden * mean_src
     encoder = (2 * 2 * 4 * half * (emb + half) + 2 * hidden * hidden) * src_tokens
-    return encoder + per_row * sum(rows), seconds
+    return encoder + per_row * sum(rows), seconds, outputs
 
 
-def measure_decoding(run_dir: Path, threads: int, batch_size: int, rates: dict):
-    """Rows of (precision, beam, BLEU, chrF, decode-only sent/s, FLOP ceiling
-    sent/s at this machine's matmul rate, whole-process sent/s)."""
-    test = read_splits(run_dir)["test"]
-    references = [p.tgt for p in test]
+def load_translator(run_dir: Path, precision: str, kernels: str | None):
+    """The run's best model; ``kernels`` overrides the run's model.kernels."""
+    state = load_checkpoint(run_dir / "best.pt")
+    if kernels is not None:
+        state["config"]["model"]["kernels"] = kernels
+    return Translator.from_state(state, precision=precision)
+
+
+def measure_decoding(
+    run_dir: Path,
+    threads: int,
+    batch_size: int,
+    rates: dict,
+    precisions: list[str],
+    kernels: str | None = None,
+    budget: float = 60.0,
+    max_sentences: int | None = None,
+):
+    """Rows of (precision, beam, sentences, BLEU, chrF, decode-only sent/s,
+    FLOP ceiling sent/s at this machine's matmul rate, whole-process sent/s
+    or None). Each row decodes the test split's sentences by length, shortest
+    first, one batch at a time, until ``budget`` seconds have passed: the
+    batches are those ``Translator`` makes of the whole split."""
+    test = read_splits(run_dir)["test"][:max_sentences]
     rows = []
-    for precision in ("fp32", "bf16"):
-        translator = Translator.from_checkpoint(
-            run_dir / "best.pt", precision=precision
-        )
+    for precision in precisions:
+        translator = load_translator(run_dir, precision, kernels)
         tokens = [translator.segmenter(p.src) for p in test]
+        # Translator's own order (a stable sort by length), cut into its batches
+        order = sorted(range(len(test)), key=lambda i: len(tokens[i]))
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         translator.translate_tokens(tokens[:batch_size], beam_size=1)  # warm up
         for beam in (1, 5):
-            flops, decode_s = decoding_flops(translator, tokens, beam, batch_size)
-            ceiling = len(test) * rates[precision] * 1e9 / flops
-            started = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, "-m", "seqembed", "translate", str(run_dir),
-                 "--beam", str(beam), "--precision", precision,
-                 "--batch-size", str(batch_size)],
-                input="".join(p.src + "\n" for p in test), text=True, check=True,
-                capture_output=True,
-                env={**os.environ, "OMP_NUM_THREADS": str(threads)},
-            )  # fmt: skip
-            process_s = time.perf_counter() - started
-            scores = score(
-                done.stdout.splitlines(), references, translator.config.data.lowercase
+            decode = functools.partial(
+                _decode_batch, translator, tokens, beam, batch_size
             )
-            n = len(test)
-            rows.append((precision, beam, scores.bleu, scores.chrf,
-                         n / decode_s, ceiling, n / process_s))  # fmt: skip
+            done = _bounded(decode, batches, budget)
+            index = [i for batch in batches[: len(done)] for i in batch]
+            flops = sum(f for f, _, _ in done)
+            decode_s = sum(seconds for _, seconds, _ in done)
+            outputs = [words for _, _, translated in done for words in translated]
+            hypotheses = [translator.tokenizer.detokenize(w) for w in outputs]
+            references = [test[i].tgt for i in index]
+            scores = score(hypotheses, references, translator.config.data.lowercase)
+            n = len(index)
+            ceiling = n * rates[precision] * 1e9 / flops
+            process = None
+            if kernels is None:  # `seqembed translate` runs the run's own kernels
+                sources = [test[i].src for i in index]
+                process = whole_process(run_dir, sources, beam, precision, threads,
+                                        batch_size, budget)  # fmt: skip
+            rows.append((precision, beam, n, scores.bleu, scores.chrf, n / decode_s,
+                         ceiling, process))  # fmt: skip
     return rows
+
+
+def _decode_batch(translator, tokens, beam, batch_size, index):
+    return decoding_flops(translator, [tokens[i] for i in index], beam, batch_size)
+
+
+def whole_process(run_dir, sources, beam, precision, threads, batch_size, budget):
+    """Sentences/s of `seqembed translate` on ``sources`` as a whole process
+    (start, model load, decode); None where it takes over 2 x ``budget``."""
+    started = time.perf_counter()
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "seqembed", "translate", str(run_dir),
+             "--beam", str(beam), "--precision", precision,
+             "--batch-size", str(batch_size)],
+            input="".join(src + "\n" for src in sources), text=True, check=True,
+            capture_output=True, timeout=2 * budget + 30,
+            env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None
+    return len(sources) / (time.perf_counter() - started)
 
 
 def opennmt_tgt_tokens_per_s(log: Path) -> float | None:
@@ -307,7 +396,7 @@ def opennmt_tgt_tokens_per_s(log: Path) -> float | None:
     return sum(rates[1:]) / len(rates[1:]) if len(rates) > 1 else None
 
 
-def main() -> int:
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tsv", type=Path, default=DEFAULT_TSV)
     parser.add_argument("--steps", type=int, default=200)
@@ -333,81 +422,128 @@ def main() -> int:
         nargs="+",
         default=["fp32", "bf16"],
         choices=["fp32", "bf16"],
-        help="training precisions to measure (train.precision)",
+        help="precisions to measure (train.precision, decode.precision); bf16 "
+        "is skipped on a CPU without native bf16",
     )
-    args = parser.parse_args()
-    if not args.tsv.is_file():
+    parser.add_argument(
+        "--kernels",
+        choices=["auto", "reference"],
+        help="model.kernels for training and decoding (default: auto for "
+        "training, the run's own for decoding)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help="seconds any one measurement may take (default 60): it stops at "
+        "its first check after that, and says what it covered",
+    )
+    parser.add_argument(
+        "--sentences", type=int, help="decode at most this many test sentences"
+    )
+    return parser.parse_args()
+
+
+def main() -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # every line as it is printed
+    args = parse_args()
+    if not args.tsv.is_file() and not args.peer_data and not args.no_training:
         print(f"Tatoeba TSV not found: {args.tsv}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    fp32_mkl = matmul_gflops(torch.float32)
-    fp32_dnn = matmul_gflops(torch.float32, library="onednn")
-    fp32, bf16 = max(fp32_mkl, fp32_dnn), matmul_gflops(torch.bfloat16)
+    info = cpu_info()
+    print(f"CPU: {info.describe()}")
     print(f"OpenMP wait policy: {WAIT_POLICY}")
-    print(f"matmul 2048x2048x2048, {args.threads} threads: fp32 {fp32_mkl:.0f} "
-          f"GFLOP/s with torch.mm (MKL), {fp32_dnn:.0f} with oneDNN (weight "
-          f"reordered), bf16 {bf16:.0f}; fractions below are of the fp32 "
-          f"{fp32:.0f}")  # fmt: skip
-
-    onmt = opennmt_tgt_tokens_per_s(args.onmt_log) if args.onmt_log else None
-    if onmt:
-        print(f"OpenNMT-py, steady state in {args.onmt_log}: {onmt:,.0f} tgt tok/s")
-
+    precisions = list(args.precisions)
+    if "bf16" in precisions and not info.native_bf16:
+        precisions.remove("bf16")
+        print(f"bf16 rows skipped: no native bfloat16 on this CPU ({info.capability})")
+    rates = print_matmul_rates(args.threads, "bf16" in precisions, args.budget)
     if not args.no_training:
-        extra: tuple[str, ...] = ()
-        if args.peer_data:
-            pairs = read_pairs(args.peer_data, "train")
-            extra = ("data.src_segmentation=pretokenized",
-                     "data.tgt_tokenization=pretokenized")  # fmt: skip
-        else:
-            pairs = read_tsv(args.tsv, 1, 0, 1000, SkipCounts())
-        data = args.peer_data or args.tsv
-        print(f"\ntraining on {data}, matched config, {args.steps} steps "
-              "of 64 sentences:")  # fmt: skip
-        print("| input feeding | precision | tgt tok/s | second pass, tgt tok/s "
-              "| src+tgt tok/s | MFLOP/tgt token | GFLOP/s | of fp32 matmul rate "
-              "| matrix products alone, tgt tok/s | vs OpenNMT-py (first / second "
-              "pass) | page faults/step |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        for input_feed in (False, True):
-            for precision in args.precisions:
-                m = measure_training(
-                    pairs,
-                    input_feed,
-                    args.steps,
-                    args.out / f"if-{input_feed}-{precision}",
-                    precision,
-                    extra,
-                )
-                floor = m["gemm_floor_tok_s"]
-                floor = f"{floor:,.0f}" if floor else "-"
-                ratio = "-"
-                if onmt:
-                    first, second = m["tgt_tok_s"], m["steady_tgt_tok_s"]
-                    ratio = f"{first / onmt:.2f}x / {second / onmt:.2f}x"
-                print(f"| {'yes' if input_feed else 'no'} | {precision} "
-                      f"| {m['tgt_tok_s']:,.0f} | {m['steady_tgt_tok_s']:,.0f} "
-                      f"| {m['all_tok_s']:,.0f} "
-                      f"| {m['mflop_per_tgt_token']:.1f} | {m['gflops']:.0f} "
-                      f"| {m['gflops'] / fp32:.0%} | {floor} | {ratio} "
-                      f"| {m['faults_per_step']:,.0f} |",
-                      flush=True)  # fmt: skip
-
+        print_training(args, precisions, rates["fp32"])
     if args.run:
-        print(f"\ndecoding the test split of {args.run}:")
-        print("| precision | decoding | BLEU | chrF | sent/s, decode only "
-              "| FLOP ceiling, sent/s | sent/s, whole process |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|")
-        rates = {"fp32": fp32, "bf16": bf16}
-        for precision, beam, bleu, chrf, decode, ceiling, process in measure_decoding(
-            args.run, args.threads, args.batch_size, rates
-        ):
-            name = "greedy" if beam == 1 else f"beam {beam}"
-            print(f"| {precision} | {name} | {bleu:.2f} | {chrf:.2f} | {decode:,.0f} "
-                  f"| {ceiling:,.0f} | {process:,.0f} |", flush=True)  # fmt: skip
+        print_decoding(args, precisions, rates)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of this process: {peak_mb:,.0f} MB")
     return 0
+
+
+def print_matmul_rates(threads: int, bf16: bool, budget: float) -> dict:
+    bound = min(budget, 10.0)  # each rate: a few seconds are plenty
+    fp32_mkl = matmul_gflops(torch.float32, budget=bound)
+    fp32_dnn = matmul_gflops(torch.float32, library="onednn", budget=bound)
+    rates = {"fp32": max(fp32_mkl, fp32_dnn)}
+    line = (f"matmul 2048x2048x2048, {threads} threads: fp32 {fp32_mkl:.0f} "
+            f"GFLOP/s with torch.mm (MKL), {fp32_dnn:.0f} with oneDNN (weight "
+            "reordered)")  # fmt: skip
+    if bf16:
+        rates["bf16"] = matmul_gflops(torch.bfloat16, budget=bound)
+        line += f", bf16 {rates['bf16']:.0f}"
+    print(f"{line}; fractions below are of the fp32 {rates['fp32']:.0f}")
+    return rates
+
+
+def print_training(args, precisions: list[str], fp32_rate: float) -> None:
+    onmt = opennmt_tgt_tokens_per_s(args.onmt_log) if args.onmt_log else None
+    if onmt:
+        print(f"OpenNMT-py, steady state in {args.onmt_log}: {onmt:,.0f} tgt tok/s")
+    extra: tuple[str, ...] = ()
+    if args.peer_data:
+        pairs = read_pairs(args.peer_data, "train")
+        extra = ("data.src_segmentation=pretokenized",
+                 "data.tgt_tokenization=pretokenized")  # fmt: skip
+    else:
+        pairs = read_tsv(args.tsv, 1, 0, 1000, SkipCounts())
+    if args.kernels:
+        extra += (f"model.kernels={args.kernels}",)
+    data = args.peer_data or args.tsv
+    print(f"\ntraining on {data}, matched config, {args.steps} steps "
+          f"of 64 sentences, kernels {args.kernels or 'auto'}:")  # fmt: skip
+    print("| input feeding | precision | tgt tok/s | second pass, tgt tok/s "
+          "| src+tgt tok/s | MFLOP/tgt token | GFLOP/s | of fp32 matmul rate "
+          "| matrix products alone, tgt tok/s | vs OpenNMT-py (first / second "
+          "pass) | page faults/step |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    notes = []
+    for input_feed in (False, True):
+        for precision in precisions:
+            out = args.out / f"if-{input_feed}-{precision}"
+            m = measure_training(pairs, input_feed, args.steps, out, precision,
+                                 extra, args.budget)  # fmt: skip
+            floor = m["gemm_floor_tok_s"]
+            floor = f"{floor:,.0f}" if floor else "-"
+            ratio = "-"
+            if onmt:
+                first, second = m["tgt_tok_s"], m["steady_tgt_tok_s"]
+                ratio = f"{first / onmt:.2f}x / {second / onmt:.2f}x"
+            print(f"| {'yes' if input_feed else 'no'} | {precision} "
+                  f"| {m['tgt_tok_s']:,.0f} | {m['steady_tgt_tok_s']:,.0f} "
+                  f"| {m['all_tok_s']:,.0f} "
+                  f"| {m['mflop_per_tgt_token']:.1f} | {m['gflops']:.0f} "
+                  f"| {m['gflops'] / fp32_rate:.0%} | {floor} | {ratio} "
+                  f"| {m['faults_per_step']:,.0f} |")  # fmt: skip
+            if m["steps"] < args.steps or m["steady_steps"] < m["steps"]:
+                notes.append(f"input feeding {input_feed}, {precision}: the budget "
+                             f"cut the passes to {m['steps']} and "
+                             f"{m['steady_steps']} steps")  # fmt: skip
+    for note in notes:
+        print(f"note: {note}")
+
+
+def print_decoding(args, precisions: list[str], rates: dict) -> None:
+    kernels = f"kernels {args.kernels}" if args.kernels else "the run's kernels"
+    print(f"\ndecoding the test split of {args.run}, {kernels}:")
+    print("| precision | decoding | sentences | BLEU | chrF | sent/s, decode only "
+          "| FLOP ceiling, sent/s | sent/s, whole process |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for precision, beam, n, bleu, chrf, decode, ceiling, process in measure_decoding(
+        args.run, args.threads, args.batch_size, rates, precisions, args.kernels,
+        args.budget, args.sentences,
+    ):  # fmt: skip
+        name = "greedy" if beam == 1 else f"beam {beam}"
+        process = f"{process:,.0f}" if process else "-"
+        print(f"| {precision} | {name} | {n} | {bleu:.2f} | {chrf:.2f} "
+              f"| {decode:,.0f} | {ceiling:,.0f} | {process} |")  # fmt: skip
 
 
 if __name__ == "__main__":

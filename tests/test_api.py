@@ -125,7 +125,7 @@ def test_translate_detailed_scores_the_translation_as_the_model_does(run, beam):
     tgt_ids = [vocab.index[w] for w in t.tgt_tokens]
     batch = collate([src_ids], [tgt_ids])
     with torch.no_grad():
-        logits = model(batch.src, batch.src_lengths, batch.tgt_in)[0]
+        logits = model.logits(batch.src, batch.src_lengths, batch.tgt_in)[0]
     log_probs = torch.log_softmax(logits, dim=-1)
     expected = log_probs[torch.arange(len(tgt_ids) + 1), batch.tgt_out[0]].sum()
     assert t.log_prob == pytest.approx(float(expected), abs=1e-4)

@@ -102,6 +102,13 @@ class ModelConfig:
     embeddings_format: Literal["auto", "word2vec", "glove", "word2vec-binary"] = "auto"
     # Keep the tables read from a file fixed (no gradient) instead of fine-tuning.
     freeze_embeddings: bool = False
+    # "auto": the fast CPU kernels (seqembed.nmt.cpu) where they apply.
+    # "reference": the plain model (seqembed.nmt.model), slower. Both compute
+    # the same function within float rounding. "reference" is bitwise
+    # repeatable across processes; "auto" may pick oneDNN or MKL for some
+    # products by timing both once per process, so sums can be ordered
+    # differently (last-bit differences) between processes on one machine.
+    kernels: Literal["auto", "reference"] = "auto"
 
 
 @dataclass(frozen=True)

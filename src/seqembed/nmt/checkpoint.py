@@ -44,6 +44,7 @@ from seqembed.config import Config, from_dict
 from seqembed.data.vocab import Vocab
 from seqembed.errors import InputError
 from seqembed.files import atomic_write
+from seqembed.nmt.build import build_model
 from seqembed.nmt.model import Seq2Seq
 from seqembed.vectors.table import EmbeddingTable
 
@@ -223,7 +224,7 @@ def restore_model(state: dict[str, Any]) -> tuple[Seq2Seq, Config, Vocab, Vocab]
     config = from_dict(state["config"], "checkpoint")
     src_vocab = Vocab.from_dict(state["src_vocab"])
     tgt_vocab = Vocab.from_dict(state["tgt_vocab"])
-    model = Seq2Seq.from_config(config.model, len(src_vocab), len(tgt_vocab))
+    model = build_model(config.model, len(src_vocab), len(tgt_vocab))
     model.load_state_dict(state["model"])
     model.eval()
     return model, config, src_vocab, tgt_vocab

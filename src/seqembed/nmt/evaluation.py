@@ -247,15 +247,12 @@ class Translator:
         """The log-probability of ``tgt_ids`` (then <EOS> if ``ended``) and the
         attention weights (steps, S) of each step, the output fed back."""
         source, state = self.model.encode(src, src_lengths)
-        packed = self.model.decoder.decoding_weights()
         targets = tgt_ids + [EOS] * ended
         previous = [SOS] + tgt_ids
         total, rows = 0.0, []
         for token, target in zip(previous, targets):
             tokens = torch.tensor([token], device=self.device)
-            logits, state, weights = self.model.decoder.step(
-                tokens, state, source, packed
-            )
+            logits, state, weights = self.model.decoder.step(tokens, state, source)
             total += float(torch.log_softmax(logits.float(), dim=-1)[0, target])
             if weights is not None:
                 rows.append(weights[0].float().cpu())
@@ -269,8 +266,6 @@ class Translator:
         decode = self.config.decode
         results: list[list[str]] = [[] for _ in ids]
         lengths = [len(x) for x in ids]
-        # Made once for all batches: the weights cannot change in between.
-        packed = self.model.decoder.decoding_weights()
         for index in epoch_batches(lengths, lengths, batch_size, 0, 0, shuffle=False):
             batch = collate([ids[i] for i in index], [[] for _ in index])
             max_len = max_output_length(
@@ -278,9 +273,7 @@ class Translator:
             )
             src = batch.src.to(self.device)
             if beam_size == 1:
-                hypotheses = greedy_decode(
-                    self.model, src, batch.src_lengths, max_len, packed=packed
-                )
+                hypotheses = greedy_decode(self.model, src, batch.src_lengths, max_len)
             else:
                 hypotheses = beam_search(
                     self.model,
@@ -289,7 +282,6 @@ class Translator:
                     beam_size,
                     max_len,
                     decode.length_penalty,
-                    packed,
                 )
             for i, hypothesis in zip(index, hypotheses):
                 results[i] = self.tgt_vocab.decode(hypothesis.tokens)

@@ -1,8 +1,19 @@
 """The LSTM encoder-decoder, read top to bottom: Encoder, attention, Decoder, Seq2Seq.
 
-Without attention this is the design document's model: the encoder's final
-LSTM state is the whole sentence's context and the decoder's initial state.
-Attention (Luong or Bahdanau) is an option on top, over the encoder outputs.
+Without attention this is the design document's model (Sutskever, Vinyals &
+Le 2014): the encoder's final LSTM state is the whole sentence's context and
+the decoder's initial state. Attention (Luong or Bahdanau) is an option on
+top, over the encoder outputs.
+
+This file is the reference model: plain torch modules, one path per step.
+The fast CPU kernels (``seqembed.nmt.cpu``) plug in at one place, when the
+model is built (``seqembed.nmt.build.build_model``, config key
+``model.kernels``): they swap some of these modules and methods for drop-in
+twins that compute the same function with the same parameters; their tests
+check each twin against this file.
+
+Shapes: B sentences (or decoder rows), S source and T target positions,
+H = hidden_size, V = the target vocabulary.
 """
 
 from __future__ import annotations
@@ -17,9 +28,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqembed.config import ModelConfig
 from seqembed.data.vocab import PAD
-from seqembed.nmt.cpu import onednn
-from seqembed.nmt.cpu.dropout import Dropout
-from seqembed.nmt.cpu.input_feeding import InputFeedingRecurrence
 
 # A decoder state: LSTM (h, c), each (num_layers, B, hidden), and the vector fed
 # back into the next input (Luong input feeding) or None.
@@ -42,7 +50,7 @@ class Encoder(nn.Module):
         self.bidirectional = bidirectional
         self.num_layers = num_layers
         self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=PAD)
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         per_direction = hidden_size // 2 if bidirectional else hidden_size
         self.lstm = nn.LSTM(
             emb_size,
@@ -91,13 +99,13 @@ class LuongAttention(nn.Module):
     def __init__(self, hidden_size: int, score: str = "general"):
         super().__init__()
         self.key = (
-            onednn.Linear(hidden_size, hidden_size, bias=False, everywhere=False)
+            nn.Linear(hidden_size, hidden_size, bias=False)
             if score == "general"
             else None
         )
 
     def keys(self, memory: torch.Tensor) -> torch.Tensor:
-        return self.key(memory) if self.key is not None else memory
+        return self.key(memory) if self.key is not None else memory  # W_a m_s
 
     def forward(self, query, keys, memory, src_mask):
         # query (B*G, T, H); keys, memory (B, S, H); src_mask (B, S), True = word
@@ -123,7 +131,7 @@ class BahdanauAttention(nn.Module):
         self.energy = nn.Linear(hidden_size, 1, bias=False)
 
     def keys(self, memory: torch.Tensor) -> torch.Tensor:
-        return self.key(memory)
+        return self.key(memory)  # W_k m_s
 
     def forward(self, query, keys, memory, src_mask):
         # query (B*G, T, H) -> (B, G*T, 1, H) + keys (B, 1, S, H)
@@ -154,18 +162,6 @@ class EncodedSource:
         )
 
 
-@dataclass
-class DecodingWeights:
-    """The decoder's weights reordered once for oneDNN (onednn.py), for
-    translating: every step multiplies the same weights with a few hundred
-    rows (sentences x beam), 1.3-1.8x faster than torch.mm on this CPU."""
-
-    word_gates: torch.Tensor  # (V, 4H) W_ih[:, :emb] @ embedding + biases
-    lstm: list[tuple[torch.Tensor, torch.Tensor | None]]  # weight, bias a layer
-    combine: torch.Tensor | None
-    output: torch.Tensor
-
-
 def reorder_state(state: DecoderState, index: torch.Tensor) -> DecoderState:
     """Pick batch rows of a decoder state (beam search reordering)."""
     h, c, feed = state
@@ -186,6 +182,9 @@ class Decoder(nn.Module):
                  a_t = tanh(W_c [s_t; c_t]);  logits = W_o a_t
     * bahdanau:  c_t = attn(s_{t-1});  s_t = LSTM([emb(y_{t-1}); c_t], s_{t-1})
                  a_t = tanh(W_c [s_t; c_t]);  logits = W_o a_t
+
+    a_t is Luong et al.'s attentional vector (eq. 5), logits as in their eq.
+    (6); [; a_{t-1}] is their input feeding (section 3.3).
     """
 
     def __init__(
@@ -204,7 +203,7 @@ class Decoder(nn.Module):
         self.input_feed = attention == "luong" and input_feed
         self.hidden_size = hidden_size
         self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=PAD)
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         feeds_vector = self.input_feed or attention == "bahdanau"
         self.lstm = nn.LSTM(
             emb_size + (hidden_size if feeds_vector else 0),
@@ -220,11 +219,8 @@ class Decoder(nn.Module):
         else:
             self.attention = None
         if self.attention is not None:
-            self.combine = onednn.Linear(
-                2 * hidden_size, hidden_size, bias=False, everywhere=False
-            )
-        # forward product through oneDNN (onednn.Linear)
-        self.output_projection = onednn.Linear(hidden_size, vocab_size)
+            self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)  # W_c
+        self.output_projection = nn.Linear(hidden_size, vocab_size)  # W_o
 
     @property
     def parallel_over_time(self) -> bool:
@@ -239,212 +235,76 @@ class Decoder(nn.Module):
         feed = h.new_zeros(batch_size, self.hidden_size) if self.input_feed else None
         return h, c, feed
 
-    def hidden_parallel(self, tgt_in, state: DecoderState, source: EncodedSource):
-        """All steps at once (teacher forcing); returns the vectors that the
-        output projection reads, (B, T, H)."""
-        h, c, _ = state
-        embedded = self.dropout(self.embedding(tgt_in))  # (B, T, emb)
-        outputs, _ = self.lstm(embedded, (h, c))  # (B, T, H)
-        if self.attention is not None:
-            context, _ = self.attention(
-                outputs, source.keys, source.memory, source.src_mask
-            )
-            outputs = torch.tanh(self.combine(torch.cat([outputs, context], dim=-1)))
-        return outputs
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits (..., V) of attentional vectors (..., H): W_o a_t + b."""
+        return self.output_projection(self.dropout(hidden))
 
-    @property
-    def fast_input_feeding(self) -> bool:
-        """True when teacher-forced training can use ``InputFeedingRecurrence``
-        (one LSTM layer)."""
-        return self.input_feed and self.lstm.num_layers == 1
-
-    def forward_input_feeding(
-        self, tgt_in, tgt_out, state: DecoderState, source: EncodedSource
-    ):
-        """Teacher forcing with input feeding (``InputFeedingRecurrence``):
-        returns logits (N, V) and targets (N,) of the N real target positions,
-        packed time-major with the batch sorted by target length."""
-        lengths = (tgt_out != PAD).sum(dim=1).cpu()
-        packed = pack_padded_sequence(
-            tgt_in, lengths, batch_first=True, enforce_sorted=False
-        )
-        targets = pack_padded_sequence(
-            tgt_out, lengths, batch_first=True, enforce_sorted=False
-        ).data
-        order, device = packed.sorted_indices, tgt_in.device.type
-        embedded = self.dropout(self.embedding(packed.data))  # (N, emb)
-        lstm = self.lstm
-        h, c, _ = state
-        outputs = InputFeedingRecurrence.apply(
-            embedded,
-            h[0].index_select(0, order),
-            c[0].index_select(0, order),
-            source.keys.index_select(0, order),
-            source.memory.index_select(0, order),
-            source.src_mask.index_select(0, order),
-            lstm.weight_ih_l0,
-            lstm.weight_hh_l0,
-            lstm.bias_ih_l0 + lstm.bias_hh_l0,
-            self.combine.weight,
-            packed.batch_sizes.tolist(),
-            # bf16 autocast: the recurrence's matrix products in bf16 too
-            torch.get_autocast_dtype(device)
-            if torch.is_autocast_enabled(device)
-            else None,
-        )
-        return self.output_projection(self.dropout(outputs)), targets
-
-    def _lstm_step(self, x, h, c):
-        """One time step of ``self.lstm`` with its own weights, through
-        ``torch.lstm_cell``: the same math as ``self.lstm`` on a length-1
-        sequence; in training (forward and backward) 16% faster with input
-        feeding, measured by bench/speed.py."""
-        lstm, new_h, new_c = self.lstm, [], []
-        for layer in range(lstm.num_layers):
-            if layer > 0:
-                x = F.dropout(x, lstm.dropout, self.training)
-            h_l, c_l = torch.lstm_cell(
-                x,
-                (h[layer], c[layer]),
-                getattr(lstm, f"weight_ih_l{layer}"),
-                getattr(lstm, f"weight_hh_l{layer}"),
-                getattr(lstm, f"bias_ih_l{layer}"),
-                getattr(lstm, f"bias_hh_l{layer}"),
-            )
-            new_h.append(h_l)
-            new_c.append(c_l)
-            x = h_l
-        return x, (torch.stack(new_h), torch.stack(new_c))
-
-    def decoding_weights(self) -> DecodingWeights | None:
-        """``step``'s weights for translating, or None where oneDNN does not
-        apply (training, bf16, another device): ``step`` then runs as it
-        always does. Made from the parameters as they are now: make them
-        again after any change (there is no cache, because a fused optimiser
-        updates parameters without bumping their version counters)."""
-        if self.training or not onednn.applies(self.output_projection.weight):
-            return None
-        with torch.no_grad():
-            return self._make_decoding_weights()
-
-    def _make_decoding_weights(self) -> DecodingWeights:
-        rows = 256  # oneDNN's layout hint; products of any row count work
-        lstm, layers, emb = self.lstm, [], self.embedding.embedding_dim
-        word_gates = None
-        for layer in range(lstm.num_layers):
-            weight_ih = getattr(lstm, f"weight_ih_l{layer}")
-            weight_hh = getattr(lstm, f"weight_hh_l{layer}")
-            bias = getattr(lstm, f"bias_ih_l{layer}") + getattr(
-                lstm, f"bias_hh_l{layer}"
-            )
-            if layer == 0:
-                # The word's share of the first layer's gates, one row per
-                # target word: looked up, not multiplied, at every step.
-                word_gates = F.linear(self.embedding.weight, weight_ih[:, :emb], bias)
-                weight, bias = torch.cat([weight_ih[:, emb:], weight_hh], dim=1), None
-            else:
-                weight = torch.cat([weight_ih, weight_hh], dim=1)
-            layers.append((onednn.reorder(weight, rows), bias))
-        combine = None
-        if self.attention is not None:
-            combine = onednn.reorder(self.combine.weight, rows)
-        output = onednn.reorder(self.output_projection.weight, rows)
-        return DecodingWeights(word_gates, layers, combine, output)
-
-    def _packed_lstm_step(self, tokens, extra, h, c, packed: DecodingWeights):
-        """One step of ``self.lstm`` (eval mode) with ``decoding_weights``:
-        each layer's gates in one product (the first layer's word share
-        looked up), then PyTorch's LSTM cell. ``extra`` is what joins the
-        word embedding in the first layer's input (input feeding's vector,
-        Bahdanau's context), or None."""
-        new_h, new_c = [], []
-        x = None
-        for layer, (weight, bias) in enumerate(packed.lstm):
-            if layer == 0:
-                inputs = h[0] if extra is None else torch.cat([extra, h[0]], dim=1)
-                word_gates = packed.word_gates.index_select(0, tokens)
-                gates = onednn.product(inputs, weight, add=word_gates)
-            else:
-                inputs = torch.cat([x, h[layer]], dim=1)
-                gates = onednn.product(inputs, weight, bias)
-            hidden = gates.size(1) // 4
-            act = torch.sigmoid(gates)  # i, f, o (g is overwritten next)
-            torch.tanh(
-                gates[:, 2 * hidden : 3 * hidden], out=act[:, 2 * hidden : 3 * hidden]
-            )
-            i, f, g, o = act.chunk(4, dim=1)
-            c_l = torch.addcmul(f * c[layer], i, g)
-            x = o * torch.tanh(c_l)
-            new_h.append(x)
-            new_c.append(c_l)
-        return x, (torch.stack(new_h), torch.stack(new_c))
-
-    def step(
-        self,
-        tokens,
-        state: DecoderState,
-        source: EncodedSource,
-        packed: DecodingWeights | None = None,
-    ):
-        """One step for a batch of previous tokens (B,); ``packed`` from
-        ``decoding_weights`` for speed (same results within float rounding).
+    def step(self, tokens, state: DecoderState, source: EncodedSource):
+        """One step for a batch of previous tokens (B,).
 
         Returns logits (B, V), the new state, and attention weights (B, S) or None.
         """
-        output, state, weights = self.step_output(tokens, state, source, packed)
-        if packed is not None:  # eval mode: no dropout
-            bias = self.output_projection.bias
-            return onednn.product(output, packed.output, bias), state, weights
-        return self.output_projection(self.dropout(output)), state, weights
+        output, state, weights = self.step_output(tokens, state, source)
+        return self.project(output), state, weights
 
-    def step_output(
-        self,
-        tokens,
-        state: DecoderState,
-        source: EncodedSource,
-        packed: DecodingWeights | None = None,
-    ):
+    def step_output(self, tokens, state: DecoderState, source: EncodedSource):
         """``step`` before the output projection: the (attentional) hidden
         vector (B, H), so teacher-forced training can project all steps in one
         matrix multiplication."""
         h, c, feed = state
+        x = self.dropout(self.embedding(tokens))  # (B, emb)
         weights = None
-        extra = None  # what joins the word embedding in the LSTM's input
         if self.attention_type == "bahdanau":
             query = h[-1].unsqueeze(1)  # (B, 1, H): the state before this step
             context, weights = self.attention(
                 query, source.keys, source.memory, source.src_mask
             )
-            extra = context.squeeze(1)
+            x = torch.cat([x, context.squeeze(1)], dim=-1)  # (B, emb + H)
         elif self.input_feed:
-            extra = feed
-        if packed is not None:
-            output, (h, c) = self._packed_lstm_step(tokens, extra, h, c, packed)
-            output = output.unsqueeze(1)  # (B, 1, H)
-        else:
-            embedded = self.dropout(self.embedding(tokens))  # (B, emb)
-            if extra is not None:
-                embedded = torch.cat([embedded, extra], dim=-1)
-            if torch.is_grad_enabled():
-                output, (h, c) = self._lstm_step(embedded, h, c)
-                output = output.unsqueeze(1)  # (B, 1, H)
-            else:
-                # Decoding without decoding_weights (bf16, a GPU): the fused
-                # LSTM kernel wins.
-                output, (h, c) = self.lstm(embedded.unsqueeze(1), (h, c))
+            x = torch.cat([x, feed], dim=-1)  # (B, emb + H)
+        output, (h, c) = self.lstm_step(x, h, c)  # (B, H)
         if self.attention_type == "luong":
             context, weights = self.attention(
-                output, source.keys, source.memory, source.src_mask
+                output.unsqueeze(1), source.keys, source.memory, source.src_mask
             )
         if self.attention is not None:
-            joined = torch.cat([output, context], dim=-1)
-            if packed is not None:
-                output = onednn.product(joined.squeeze(1), packed.combine, None, "tanh")
-            else:
-                output = torch.tanh(self.combine(joined))
-        output = output.reshape(output.size(0), -1)  # (B, H)
+            joined = torch.cat([output, context.squeeze(1)], dim=-1)  # (B, 2H)
+            output = torch.tanh(self.combine(joined))  # (B, H)
         new_feed = output if self.input_feed else None
         return output, (h, c, new_feed), None if weights is None else weights.squeeze(1)
+
+    def lstm_step(self, x, h, c):
+        """One time step of ``self.lstm``: x (B, in), h and c (layers, B, H);
+        returns the top layer's output (B, H) and the new (h, c)."""
+        output, (h, c) = self.lstm(x.unsqueeze(1), (h, c))  # (B, 1, H)
+        return output.squeeze(1), (h, c)
+
+    def teacher_forced(self, tgt_in, state: DecoderState, source: EncodedSource):
+        """The attentional vectors (B, T, H) of all steps, each step fed the
+        gold previous word ``tgt_in`` (B, T)."""
+        if self.parallel_over_time:
+            h, c, _ = state
+            embedded = self.dropout(self.embedding(tgt_in))  # (B, T, emb)
+            outputs, _ = self.lstm(embedded, (h, c))  # (B, T, H), all steps at once
+            if self.attention is None:
+                return outputs
+            context, _ = self.attention(
+                outputs, source.keys, source.memory, source.src_mask
+            )  # (B, T, H)
+            return torch.tanh(self.combine(torch.cat([outputs, context], dim=-1)))
+        outputs = []  # step by step, as decoding runs
+        for t in range(tgt_in.size(1)):
+            output, state, _ = self.step_output(tgt_in[:, t], state, source)
+            outputs.append(output)
+        return torch.stack(outputs, dim=1)  # (B, T, H)
+
+    def real_logits(self, tgt_in, tgt_out, state: DecoderState, source):
+        """Teacher forcing: logits (N, V) and targets (N,) of the N real target
+        positions (``tgt_out`` != PAD); padded ones are not projected onto the
+        vocabulary (the loss ignores them)."""
+        hidden = self.teacher_forced(tgt_in, state, source)  # (B, T, H)
+        real = tgt_out != PAD
+        return self.project(hidden[real]), tgt_out[real]
 
 
 class Seq2Seq(nn.Module):
@@ -472,7 +332,8 @@ class Seq2Seq(nn.Module):
 
     @classmethod
     def from_config(cls, config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int):
-        """The one place that reads a ModelConfig."""
+        """The reference model of a ModelConfig. ``build_model`` (nmt.build)
+        calls this, then adds the kernels ``config.kernels`` asks for."""
         encoder = Encoder(
             src_vocab_size,
             config.emb_size,
@@ -512,47 +373,36 @@ class Seq2Seq(nn.Module):
         return source, self.decoder.initial_state(encoder_state, src.size(0))
 
     def forward(
-        self, src, src_lengths, tgt_in, teacher_forcing: float = 1.0, tgt_out=None
-    ):
-        """Training forward pass; returns logits (B, T, V).
-
-        With ``tgt_out`` (B, T), returns (logits (N, V), targets (N,)) for the
-        N real target positions only: padded positions are not projected onto
-        the vocabulary (the loss ignores them), nor, with input feeding, run.
-        """
+        self, src, src_lengths, tgt_in, tgt_out, teacher_forcing: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training forward pass: logits (N, V) and targets (N,) of the N real
+        target positions (``tgt_out`` (B, T) != PAD), in an order of the
+        decoder's choosing (the loss is a sum or mean over them)."""
         source, state = self.encode(src, src_lengths)
-        decoder = self.decoder
-        if (
-            teacher_forcing >= 1.0
-            and tgt_out is not None
-            and decoder.fast_input_feeding
-        ):
-            return decoder.forward_input_feeding(tgt_in, tgt_out, state, source)
         if teacher_forcing >= 1.0:
-            if decoder.parallel_over_time:
-                hidden = decoder.hidden_parallel(tgt_in, state, source)
-            else:  # step by step, but one projection at the end
-                outputs = []
-                for t in range(tgt_in.size(1)):
-                    output, state, _ = decoder.step_output(tgt_in[:, t], state, source)
-                    outputs.append(output)
-                hidden = torch.stack(outputs, dim=1)  # (B, T, H)
-            if tgt_out is not None:
-                real = tgt_out != PAD
-                hidden, targets = hidden[real], tgt_out[real]
-            logits = decoder.output_projection(decoder.dropout(hidden))
-            return logits if tgt_out is None else (logits, targets)
+            return self.decoder.real_logits(tgt_in, tgt_out, state, source)
+        logits = self._sampled_logits(tgt_in, state, source, teacher_forcing)
+        real = tgt_out != PAD
+        return logits[real], tgt_out[real]
+
+    def logits(self, src, src_lengths, tgt_in, teacher_forcing: float = 1.0):
+        """Logits (B, T, V) at every target position, padded ones included."""
+        source, state = self.encode(src, src_lengths)
+        if teacher_forcing >= 1.0:
+            hidden = self.decoder.teacher_forced(tgt_in, state, source)
+            return self.decoder.project(hidden)
+        return self._sampled_logits(tgt_in, state, source, teacher_forcing)
+
+    def _sampled_logits(self, tgt_in, state, source, teacher_forcing: float):
+        """Scheduled sampling (Bengio et al. 2015): step by step, each step fed
+        the gold previous word with probability ``teacher_forcing``, else the
+        model's own guess. Logits (B, T, V)."""
         all_logits = []
         tokens = tgt_in[:, 0]
         for t in range(tgt_in.size(1)):
             logits, state, _ = self.decoder.step(tokens, state, source)
             all_logits.append(logits)
             if t + 1 < tgt_in.size(1):
-                # Scheduled sampling: sometimes feed the model's own guess.
                 use_gold = random.random() < teacher_forcing
                 tokens = tgt_in[:, t + 1] if use_gold else logits.argmax(-1)
-        logits = torch.stack(all_logits, dim=1)  # (B, T, V)
-        if tgt_out is None:
-            return logits
-        real = tgt_out != PAD
-        return logits[real], tgt_out[real]
+        return torch.stack(all_logits, dim=1)  # (B, T, V)

@@ -44,6 +44,7 @@ from seqembed.data.token_cache import TokenArrays, build_cache, open_cache
 from seqembed.data.vocab import PAD, Vocab
 from seqembed.errors import InputError
 from seqembed.nmt import distributed
+from seqembed.nmt.build import build_model
 from seqembed.nmt.checkpoint import (
     load_checkpoint,
     load_latest_checkpoint,
@@ -126,7 +127,7 @@ class TrainResult:
 def run_batch(model: Seq2Seq, batch: Batch, criterion, teacher_forcing: float):
     """Forward pass; returns the summed loss over target tokens."""
     logits, targets = model(
-        batch.src, batch.src_lengths, batch.tgt_in, teacher_forcing, batch.tgt_out
+        batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, teacher_forcing
     )
     # The loss in float32 even under bf16 autocast: log-softmax over the
     # target vocabulary loses too much in 8 mantissa bits.
@@ -364,7 +365,7 @@ def start_session(
             "a corpus large enough for the token cache needs a valid split"
         )
 
-    model = Seq2Seq.from_config(config.model, len(src_vocab), len(tgt_vocab))
+    model = build_model(config.model, len(src_vocab), len(tgt_vocab))
     # Pretrained vectors replace the random rows before initial_embeddings
     # records them; on resume the checkpoint holds them and only freezing is
     # set again.

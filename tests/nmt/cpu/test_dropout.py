@@ -65,3 +65,22 @@ def test_float64_and_bf16_keep_their_dtype():
         assert out.dtype == dtype
         out.sum().backward()
         assert x.grad.dtype == dtype
+
+
+def test_accelerate_swaps_nn_dropout_for_it():
+    """The seam (nmt.cpu.kernels.accelerate) turns a model's nn.Dropout modules into
+    this Dropout with the same p, and draws no random number doing so."""
+    from seqembed.config import ModelConfig
+    from seqembed.nmt.cpu.kernels import accelerate
+    from seqembed.nmt.model import Seq2Seq
+
+    model = Seq2Seq.from_config(ModelConfig(emb_size=8, hidden_size=12), 20, 15)
+    assert type(model.encoder.dropout) is torch.nn.Dropout
+    rng = torch.get_rng_state()
+    accelerate(model)
+    assert torch.equal(torch.get_rng_state(), rng)
+    for layer in (model.encoder.dropout, model.decoder.dropout):
+        assert type(layer) is Dropout and layer.p == 0.3
+    model.eval()
+    x = torch.randn(4, 8)
+    assert model.encoder.dropout(x) is x

@@ -1,5 +1,7 @@
-"""The hand-written input-feeding recurrence against the autograd step loop,
-and the real-positions-only loss against the loss over all padded logits."""
+"""The hand-written input-feeding recurrence (``kernels: auto``) against the
+autograd step loop, both the fast decoder's (torch.lstm_cell) and the
+reference model's (nn.LSTM), and the real-positions-only loss against the
+loss over all padded logits."""
 
 import pytest
 import torch
@@ -7,8 +9,8 @@ import torch
 from seqembed.config import ModelConfig
 from seqembed.data.batches import collate
 from seqembed.data.vocab import PAD
-from seqembed.nmt.cpu.input_feeding import _Products
-from seqembed.nmt.model import Seq2Seq
+from seqembed.nmt.build import build_model
+from seqembed.nmt.cpu.products import Products
 
 SRC_VOCAB, TGT_VOCAB = 30, 40
 
@@ -25,7 +27,8 @@ def random_batch(seed: int, n_pairs: int):
     return collate(sentences(SRC_VOCAB, 8), sentences(TGT_VOCAB, 11))
 
 
-def make_model(dtype=torch.float64, **overrides):
+def make_model(dtype=torch.float64, kernels="auto", **overrides):
+    """The same initial parameters for either ``kernels``."""
     torch.manual_seed(0)
     settings = dict(
         emb_size=16,
@@ -34,9 +37,10 @@ def make_model(dtype=torch.float64, **overrides):
         input_feed=True,
         bidirectional=True,
         dropout=0.0,
+        kernels=kernels,
     )
     settings.update(overrides)
-    return Seq2Seq.from_config(ModelConfig(**settings), SRC_VOCAB, TGT_VOCAB).to(dtype)
+    return build_model(ModelConfig(**settings), SRC_VOCAB, TGT_VOCAB).to(dtype)
 
 
 def loss_and_grads(model, batch, real_only: bool):
@@ -44,16 +48,17 @@ def loss_and_grads(model, batch, real_only: bool):
     criterion = torch.nn.CrossEntropyLoss(ignore_index=PAD, reduction="sum")
     if real_only:
         logits, targets = model(
-            batch.src, batch.src_lengths, batch.tgt_in, 1.0, batch.tgt_out
+            batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out
         )
         loss = criterion(logits, targets)
     else:
-        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+        logits = model.logits(batch.src, batch.src_lengths, batch.tgt_in)
         loss = criterion(logits.reshape(-1, TGT_VOCAB), batch.tgt_out.reshape(-1))
     loss.backward()
     return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
+@pytest.mark.parametrize("loop_kernels", ["auto", "reference"])
 @pytest.mark.parametrize(
     "seed, n_pairs, overrides",
     [
@@ -63,12 +68,15 @@ def loss_and_grads(model, batch, real_only: bool):
         (4, 9, {"bidirectional": False}),
     ],
 )
-def test_fast_recurrence_matches_the_step_loop_in_float64(seed, n_pairs, overrides):
+def test_fast_recurrence_matches_the_step_loop_in_float64(
+    seed, n_pairs, overrides, loop_kernels
+):
     model = make_model(**overrides)
     assert model.decoder.fast_input_feeding
     batch = random_batch(seed, n_pairs)
     fast_loss, fast = loss_and_grads(model, batch, real_only=True)
-    loop_loss, loop = loss_and_grads(model, batch, real_only=False)
+    loop_model = make_model(kernels=loop_kernels, **overrides)
+    loop_loss, loop = loss_and_grads(loop_model, batch, real_only=False)
     assert fast_loss == pytest.approx(loop_loss, rel=1e-12)
     for name, grad in loop.items():
         scale = grad.abs().max().item() + 1e-30
@@ -89,12 +97,14 @@ def test_a_wrong_gradient_is_caught():
     assert error.abs().max().item() > 1e-10
 
 
-def test_float32_fast_path_agrees_and_trains():
+@pytest.mark.parametrize("loop_kernels", ["auto", "reference"])
+def test_float32_fast_path_agrees_and_trains(loop_kernels):
     model = make_model(torch.float32, dropout=0.2)
     batch = random_batch(5, 16)
     model.eval()  # no dropout: the two paths draw their masks differently
     fast_loss, fast = loss_and_grads(model, batch, real_only=True)
-    loop_loss, loop = loss_and_grads(model, batch, real_only=False)
+    loop_model = make_model(torch.float32, loop_kernels, dropout=0.2).eval()
+    loop_loss, loop = loss_and_grads(loop_model, batch, real_only=False)
     assert fast_loss == pytest.approx(loop_loss, rel=1e-5)
     for name, grad in loop.items():
         assert torch.allclose(fast[name], grad, rtol=1e-4, atol=1e-6), name
@@ -104,7 +114,7 @@ def test_float32_fast_path_agrees_and_trains():
     for _ in range(80):
         optimizer.zero_grad()
         logits, targets = model(
-            batch.src, batch.src_lengths, batch.tgt_in, 1.0, batch.tgt_out
+            batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out
         )
         loss = torch.nn.functional.cross_entropy(logits, targets)
         loss.backward()
@@ -124,7 +134,7 @@ def test_recurrence_gives_back_the_thread_count():
     try:
         loss_and_grads(model, batch, real_only=True)
         assert torch.get_num_threads() == threads
-        products = _Products(torch.ones(8, 4), torch.ones(2, 4), 3, None)
+        products = Products(torch.ones(8, 4), torch.ones(2, 4), 3, None)
         with pytest.raises(KeyError), products.one_thread():
             assert torch.get_num_threads() == 1
             assert products.gates(torch.ones(3, 4), torch.zeros(3, 8)).sum() == 96
@@ -138,6 +148,8 @@ def test_recurrence_gives_back_the_thread_count():
 def test_two_layers_keep_the_step_loop():
     assert not make_model(num_layers=2).decoder.fast_input_feeding
     assert make_model().decoder.fast_input_feeding
+    # the reference model has no such path at all
+    assert not hasattr(make_model(kernels="reference").decoder, "fast_input_feeding")
 
 
 def test_bf16_autocast_fast_path_agrees_with_the_step_loop():
@@ -157,10 +169,11 @@ def test_bf16_autocast_fast_path_agrees_with_the_step_loop():
         assert error < 0.02, (name, float(error))
 
 
+@pytest.mark.parametrize("kernels", ["auto", "reference"])
 @pytest.mark.parametrize("attention", ["none", "luong", "bahdanau"])
-def test_real_positions_only_give_the_same_loss(attention):
+def test_real_positions_only_give_the_same_loss(attention, kernels):
     """Without input feeding, only the projection skips padded positions."""
-    model = make_model(attention=attention, input_feed=False)
+    model = make_model(attention=attention, input_feed=False, kernels=kernels)
     batch = random_batch(6, 10)
     assert (batch.tgt_out == PAD).any()  # the batch has padding to skip
     fast_loss, fast = loss_and_grads(model, batch, real_only=True)

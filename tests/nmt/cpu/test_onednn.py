@@ -273,3 +273,20 @@ def test_malloc_thresholds_are_set_in_a_fresh_process():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert run.stdout.strip() == "True"
+
+
+def test_accelerate_turns_an_nn_linear_into_one_in_place():
+    """``Linear.accelerate`` (the seam's way in): the same module object,
+    parameters and hooks, computing as nn.Linear did."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(16, 40)
+    weight, bias = layer.weight, layer.bias
+    seen = []
+    layer.register_forward_hook(lambda module, inputs, out: seen.append(out.shape))
+    x = torch.randn(9, 16)
+    before = layer(x)
+    assert onednn.Linear.accelerate(layer, everywhere=False) is layer
+    assert type(layer) is onednn.Linear and not layer.everywhere
+    assert layer.weight is weight and layer.bias is bias
+    torch.testing.assert_close(layer(x), before, rtol=1e-5, atol=1e-6)
+    assert seen == [(9, 40), (9, 40)]

@@ -18,11 +18,11 @@ a hand-written backward pass, as cuDNN does for its RNNs:
 * what does not depend on the previous step (the weight gradients, the
   element-wise derivatives of the LSTM cell and the combine layer) is done
   over all positions at once, and the step loops' small operations run on
-  one thread, the products on all (``_Products.one_thread``).
+  one thread, the products on all (``products.Products.one_thread``).
 
 The maths is ``Decoder.step_output``'s for one LSTM layer, Luong attention
-and input feeding; tests/test_input_feeding.py checks outputs and every
-gradient against that step loop.
+and input feeding; tests/nmt/cpu/test_input_feeding.py checks outputs and
+every gradient against that step loop, the reference model's included.
 
 Under bf16 autocast the matrix products (those autocast would run in bf16:
 the LSTM gates, the combine layer, their gradients) run in bf16 with fp32
@@ -31,123 +31,12 @@ results, and everything else in fp32, as autocast does it for the step loop.
 
 from __future__ import annotations
 
-import contextlib
+from dataclasses import dataclass
 
 import torch
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from seqembed.nmt.cpu import onednn
-
-
-class _Products:
-    """The recurrence's four matrix products, each against a fixed weight:
-    ``gates(x, add)`` = x @ recurrent^T + add, ``combine_tanh(x)`` =
-    tanh(x @ combine^T), and for backward ``gates_back(d)`` = d @ recurrent
-    and ``combine_back(d)`` = d @ combine.
-
-    In float32 on a CPU each weight is reordered once for oneDNN (products of
-    64 rows run at ~210 instead of ~120 GFLOP/s with MKL, see onednn.py), for
-    backward as a transposed convolution's weight (``onednn.InputGradient``);
-    with ``dtype`` (bf16 under autocast) both sides are cast to it and the
-    results are float32; otherwise plain torch.mm.
-
-    Inside ``one_thread()`` everything else runs on one thread and each
-    product on all of them (see there).
-    """
-
-    def __init__(self, recurrent, combine, rows: int, dtype: torch.dtype | None):
-        self.dtype = dtype
-        self.threads = torch.get_num_threads()
-        if dtype is not None:  # cast once for forward and backward
-            recurrent, combine = recurrent.to(dtype), combine.to(dtype)
-            self.weights = [recurrent, combine]
-            self.input_gradients = [
-                lambda grad, w=w: torch.mm(grad.to(dtype), w).float()
-                for w in (recurrent, combine)
-            ]
-        else:
-            self.weights = [onednn.reorder(w, rows) for w in (recurrent, combine)]
-            # grad @ weight without a transposed copy of the weight
-            self.input_gradients = [
-                onednn.InputGradient(w, rows) for w in (recurrent, combine)
-            ]
-
-    @contextlib.contextmanager
-    def one_thread(self):
-        """Run the step loop's small element-wise and attention operations
-        (a few thousand to a few hundred thousand numbers each) on one
-        thread. Split over two, each pays for waking the other thread (with
-        OMP_WAIT_POLICY=PASSIVE it sleeps between operations) and is often
-        slower than on one: tanh of 64 x 512 numbers 88 vs 84 us, a 64-batch
-        attention product 268 vs 437 us as bmm but 55 us on one thread as
-        multiply-and-sum. Measured on a 578-position batch, forward and
-        backward: 73-85 ms with everything on two threads, 67-75 ms so."""
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(self.threads)
-
-    def _on_all_threads(self, product, *args, **kwargs):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            return product(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _forward(self, x, weight, add=None, activation="none"):
-        if self.dtype is None:
-            return onednn.product(x, weight, add=add, activation=activation)
-        product = torch.mm(x.to(self.dtype), weight.t()).float()
-        if add is not None:
-            product += add
-        return torch.tanh_(product) if activation == "tanh" else product
-
-    def gates(self, x, add):
-        # The add after the product, on this (one) thread: as oneDNN's binary
-        # post-op it took 0.115 ms of a 1.47 ms (62, 1024) x (1024, 2048)
-        # product, as add_ on one thread ~0.02 ms.
-        return self._on_all_threads(self._forward, x, self.weights[0]).add_(add)
-
-    def combine_tanh(self, x):
-        return self._on_all_threads(
-            self._forward, x, self.weights[1], activation="tanh"
-        )
-
-    def gates_back(self, grad):
-        return self._on_all_threads(self.input_gradients[0], grad)
-
-    def combine_back(self, grad):
-        return self._on_all_threads(self.input_gradients[1], grad)
-
-    def input_gates(self, embedded, weight, bias):
-        """embedded @ weight^T + bias over all positions. In float32 through
-        oneDNN with the weight (a column slice) copied contiguous, without a
-        reorder: (541, 256) x (256, 2048) at 212 GFLOP/s against MKL's 163 on
-        the strided slice (2.7 vs 3.5 ms, copy included)."""
-        if self.dtype is None:
-            return onednn.product(embedded, weight.contiguous(), bias)
-        return self.plain(embedded, weight.t(), bias)
-
-    def weight_gradient(self, grad, x):
-        """grad^T @ x, summed over all positions: MKL (the faster one there
-        on Zen 4, and it takes strided operands as they are) unless oneDNN is
-        far ahead on this CPU (``onednn.weight_gradient``)."""
-        if self.dtype is None:
-            return onednn.weight_gradient(grad, x)
-        return self.plain(grad.t(), x)
-
-    def plain(self, a, b, add=None):
-        """a @ b (+ add) over all positions: MKL, unless oneDNN is far ahead
-        on this CPU (``onednn.mm``)."""
-        if self.dtype is None:
-            return onednn.mm(a, b) if add is None else torch.addmm(add, a, b)
-        a, b = a.to(self.dtype), b.to(self.dtype)
-        if add is None:
-            return torch.mm(a, b).float()
-        # as autocast's F.linear: the bias in bf16 too
-        return torch.addmm(add.to(self.dtype), a, b).float()
+from seqembed.nmt.cpu.products import Products
 
 
 class InputFeedingRecurrence(torch.autograd.Function):
@@ -196,70 +85,31 @@ class InputFeedingRecurrence(torch.autograd.Function):
         batch_sizes: list[int],
         product_dtype: torch.dtype | None = None,
     ):
-        (n_total, n_embedded), (four_h, hidden) = embedded.shape, weight_hh.shape
+        n_embedded = embedded.size(1)
         # [feed; h] @ recurrent^T is the part of the gates computed per step
         recurrent = torch.cat([weight_ih[:, n_embedded:], weight_hh], dim=1)
-        products = _Products(recurrent, combine_weight, batch_sizes[0], product_dtype)
-        new = embedded.new_empty
-        # Per position, what the backward pass needs (all packed like the input):
-        # the LSTM's inputs [embedded_t; feed_{t-1}; h_{t-1}]
-        lstm_inputs = new(n_total, n_embedded + 2 * hidden)
-        lstm_inputs[:, :n_embedded] = embedded
-        step_inputs = lstm_inputs[:, n_embedded:]  # [feed_{t-1}; h_{t-1}]
+        products = Products(recurrent, combine_weight, batch_sizes[0], product_dtype)
+        saved = _Positions.empty(embedded, weight_hh.size(1))
         # the embedding half of the gates, and both biases, for all steps at once
         embedded_gates = products.input_gates(embedded, weight_ih[:, :n_embedded], bias)
-        activations = new(n_total, four_h)  # sigmoid/tanh of the gates i, f, g, o
-        cells = new(n_total, hidden)  # c_t
-        tanh_cells = new(n_total, hidden)  # tanh(c_t)
-        combined_inputs = new(n_total, 2 * hidden)  # [h_t; context_t]
-        attention, outputs = [], []  # per step: softmax weights, tanh(W_c [h; ctx])
         # -inf at padded source positions, added to the attention scores
         score_bias = torch.zeros_like(src_mask, dtype=keys.dtype).masked_fill_(
             ~src_mask, float("-inf")
         )
         with products.one_thread():
-            start = previous = 0
-            for t, n in enumerate(batch_sizes):
-                rows = slice(start, start + n)
-                x = step_inputs[rows]
-                if t == 0:
-                    x[:, :hidden] = 0  # nothing fed back yet
-                    x[:, hidden:] = h0[:n]
-                    c_prev = c0[:n]
-                else:
-                    h_prev = combined_inputs[previous : previous + n, :hidden]
-                    torch.cat([outputs[-1][:n], h_prev], dim=1, out=x)
-                    c_prev = cells[previous : previous + n]
-                gates = products.gates(x, embedded_gates[rows])
-                # g = tanh(z) as 2 sigmoid(2z) - 1, so that one sigmoid covers
-                # all four gates (_tanh says why)
-                gates[:, 2 * hidden : 3 * hidden] *= 2
-                act = torch.sigmoid(gates, out=activations[rows])
-                act[:, 2 * hidden : 3 * hidden].mul_(2).sub_(1)
-                i, f, g, o = act.chunk(4, dim=1)
-                c_t = torch.mul(f, c_prev, out=cells[rows]).addcmul_(i, g)
-                tanh_c = _tanh(c_t, out=tanh_cells[rows])
-                h_t = torch.mul(o, tanh_c, out=combined_inputs[rows, :hidden])
-                scores = (
-                    torch.mul(keys[:n], h_t.unsqueeze(1)).sum(2).add_(score_bias[:n])
-                )
-                weights = torch.softmax(scores, dim=1)  # (n, S)
-                # (bmm's batched MKL kernel needs a contiguous result: no out=)
-                context = torch.bmm(weights.unsqueeze(1), memory[:n])
-                combined_inputs[rows, hidden:] = context.squeeze(1)
-                attention.append(weights)
-                outputs.append(products.combine_tanh(combined_inputs[rows]))
-                previous, start = start, start + n
-        attention, outputs = torch.cat(attention), torch.cat(outputs)
+            attention, outputs = _forward_steps(
+                products, saved, embedded_gates, h0, c0, keys, memory, score_bias,
+                batch_sizes,
+            )  # fmt: skip
         ctx.save_for_backward(
-            lstm_inputs,
+            saved.lstm_inputs,
             weight_ih,
-            activations,
+            saved.activations,
             c0,
-            cells,
-            tanh_cells,
+            saved.cells,
+            saved.tanh_cells,
             attention,
-            combined_inputs,
+            saved.combined_inputs,
             outputs,
             keys,
             memory,
@@ -271,6 +121,10 @@ class InputFeedingRecurrence(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_outputs):
+        # Long on purpose: the step loop below updates a dozen buffers of
+        # all positions in place (d_pre, d_gates, d_contexts, d_scores), and
+        # reads as the chain rule of forward's step, line by line, only in
+        # one piece; split, every helper would take most of them.
         (
             lstm_inputs,
             weight_ih,
@@ -378,6 +232,80 @@ class InputFeedingRecurrence(torch.autograd.Function):
             None,
             None,
         )
+
+
+@dataclass
+class _Positions:
+    """Per position, what the backward pass needs, all packed like the input
+    (N rows: step 0's sentences, then step 1's, ...)."""
+
+    lstm_inputs: torch.Tensor  # (N, E + 2H): [embedded_t; feed_{t-1}; h_{t-1}]
+    activations: torch.Tensor  # (N, 4H): sigmoid/tanh of the gates i, f, g, o
+    cells: torch.Tensor  # (N, H): c_t
+    tanh_cells: torch.Tensor  # (N, H): tanh(c_t)
+    combined_inputs: torch.Tensor  # (N, 2H): [h_t; context_t]
+
+    @classmethod
+    def empty(cls, embedded: torch.Tensor, hidden: int) -> _Positions:
+        (n_total, n_embedded), new = embedded.shape, embedded.new_empty
+        lstm_inputs = new(n_total, n_embedded + 2 * hidden)
+        lstm_inputs[:, :n_embedded] = embedded
+        return cls(
+            lstm_inputs,
+            new(n_total, 4 * hidden),
+            new(n_total, hidden),
+            new(n_total, hidden),
+            new(n_total, 2 * hidden),
+        )
+
+
+def _forward_steps(
+    products, saved: _Positions, embedded_gates, h0, c0, keys, memory, score_bias,
+    batch_sizes: list[int],
+):  # fmt: skip
+    """The recurrence, step by step: fills ``saved`` and returns the softmax
+    weights (N, S) and the attentional vectors tanh(W_c [h; ctx]) (N, H)."""
+    hidden = h0.size(1)
+    step_inputs = saved.lstm_inputs[:, -2 * hidden :]  # [feed_{t-1}; h_{t-1}]
+    attention, outputs = [], []  # per step
+    start = previous = 0
+    for t, n in enumerate(batch_sizes):
+        rows = slice(start, start + n)
+        x = step_inputs[rows]
+        if t == 0:
+            x[:, :hidden] = 0  # nothing fed back yet
+            x[:, hidden:] = h0[:n]
+            c_prev = c0[:n]
+        else:
+            h_prev = saved.combined_inputs[previous : previous + n, :hidden]
+            torch.cat([outputs[-1][:n], h_prev], dim=1, out=x)
+            c_prev = saved.cells[previous : previous + n]
+        h_t = _lstm_cell(products.gates(x, embedded_gates[rows]), c_prev, saved, rows)
+        scores = torch.mul(keys[:n], h_t.unsqueeze(1)).sum(2).add_(score_bias[:n])
+        weights = torch.softmax(scores, dim=1)  # (n, S)
+        # (bmm's batched MKL kernel needs a contiguous result: no out=)
+        context = torch.bmm(weights.unsqueeze(1), memory[:n])
+        saved.combined_inputs[rows, hidden:] = context.squeeze(1)
+        attention.append(weights)
+        outputs.append(products.combine_tanh(saved.combined_inputs[rows]))
+        previous, start = start, start + n
+    return torch.cat(attention), torch.cat(outputs)
+
+
+def _lstm_cell(gates, c_prev, saved: _Positions, rows: slice) -> torch.Tensor:
+    """The LSTM cell on one step's gate pre-activations (n, 4H), in place:
+    fills ``saved``'s activations, cells and tanh_cells at ``rows``, and h_t
+    into its combined_inputs; returns h_t (n, H)."""
+    hidden = c_prev.size(1)
+    # g = tanh(z) as 2 sigmoid(2z) - 1, so that one sigmoid covers all four
+    # gates (_tanh says why)
+    gates[:, 2 * hidden : 3 * hidden] *= 2
+    act = torch.sigmoid(gates, out=saved.activations[rows])
+    act[:, 2 * hidden : 3 * hidden].mul_(2).sub_(1)
+    i, f, g, o = act.chunk(4, dim=1)
+    c_t = torch.mul(f, c_prev, out=saved.cells[rows]).addcmul_(i, g)
+    tanh_c = _tanh(c_t, out=saved.tanh_cells[rows])
+    return torch.mul(o, tanh_c, out=saved.combined_inputs[rows, :hidden])
 
 
 def _tanh(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -298,6 +298,13 @@ class Linear(nn.Linear):
         super().__init__(*args, **kwargs)
         self.everywhere = everywhere
 
+    @classmethod
+    def accelerate(cls, linear: nn.Linear, everywhere: bool) -> Linear:
+        """``linear`` itself, now a ``Linear``: nothing copied or drawn."""
+        linear.__class__ = cls
+        linear.everywhere = everywhere
+        return linear
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.everywhere or (applies(x) and onednn_far_ahead()):
             return linear(x, self.weight, self.bias)

@@ -41,6 +41,7 @@ import numpy as np
 
 from seqembed.config import Config
 from seqembed.data.corpus import SkipCounts
+from seqembed.data.prepare import no_pairs_left, side_vocab, token_reasons
 from seqembed.data.segment import text_processing
 from seqembed.data.subwords import SubwordModel, from_state, to_state
 from seqembed.data.vocab import Vocab
@@ -136,36 +137,56 @@ def build_cache(
 ) -> Cache:
     """Tokenise ``train_tsv`` (target TAB source) into ``cache_dir`` with
     ``processes`` worker processes. Vocabularies are built from the counts,
-    like ``prepare.build_vocabs``, unless ``vocabs`` are given (on resume)."""
-    from seqembed.data.prepare import side_vocab  # prepare imports this module
-
+    like ``prepare.build_vocabs``, unless ``vocabs`` are given (on resume).
+    A split that no pair is left of is an error saying what removed them."""
     if cache_dir.exists():
         shutil.rmtree(cache_dir)  # a cache left half-written
     parts = cache_dir / "parts"
     parts.mkdir(parents=True)
     context = multiprocessing.get_context("fork")
     setup = (config, user_dict, to_state(subwords))
-    # -- pass 1: tokenise and count
-    counts = {"src": Counter(), "tgt": Counter()}
-    skips, sizes = SkipCounts(), []
     with context.Pool(processes, _start_worker, setup) as pool:
-        jobs = (
-            (parts / f"{n}.pkl", chunk) for n, chunk in enumerate(_chunks(train_tsv))
-        )
-        for chunk_counts, chunk_skips, size in pool.imap(_tokenize_chunk, jobs):
-            for side in ("src", "tgt"):
-                counts[side].update(chunk_counts[side])
-            skips.reasons.update(chunk_skips)
-            sizes.append(size)
+        counts, skips, sizes = _tokenize_pass(pool, train_tsv, parts)
+    if not sum(size[0] for size in sizes):
+        shutil.rmtree(cache_dir)
+        raise no_pairs_left(skips, token_reasons(config))
     built = vocabs is None
     if built:
         vocabs = tuple(
             side_vocab(config, side, counts[side], subwords) for side in ("src", "tgt")
         )
     del counts
-    # -- pass 2: encode into arrays whose sizes pass 1 gave
-    n_pairs = sum(s[0] for s in sizes)
     vocab_state = (vocabs[0].to_dict(), vocabs[1].to_dict())
+    with context.Pool(processes, _start_encoder, vocab_state) as pool:
+        n_pairs = _encode_pass(pool, parts, cache_dir, sizes)
+    shutil.rmtree(parts)
+    (cache_dir / "meta.json").write_text(json.dumps({"pairs": n_pairs}))
+    log.info("token cache: %d training pairs in %s", n_pairs, cache_dir)
+    cache = open_cache(cache_dir)
+    cache.skips = skips
+    if built:
+        cache.src_vocab, cache.tgt_vocab = vocabs
+    return cache
+
+
+def _tokenize_pass(pool, train_tsv: Path, parts: Path):
+    """Pass 1: tokenise each chunk into ``parts`` and count; the merged token
+    counts, the skips, and each chunk's (pairs, src tokens, tgt tokens)."""
+    counts = {"src": Counter(), "tgt": Counter()}
+    skips, sizes = SkipCounts(), []
+    jobs = ((parts / f"{n}.pkl", chunk) for n, chunk in enumerate(_chunks(train_tsv)))
+    for chunk_counts, chunk_skips, size in pool.imap(_tokenize_chunk, jobs):
+        for side in ("src", "tgt"):
+            counts[side].update(chunk_counts[side])
+        skips.reasons.update(chunk_skips)
+        sizes.append(size)
+    return counts, skips, sizes
+
+
+def _encode_pass(pool, parts: Path, cache_dir: Path, sizes: list[tuple]) -> int:
+    """Pass 2: encode the chunks into arrays whose sizes pass 1 gave; the
+    number of pairs."""
+    n_pairs = sum(s[0] for s in sizes)
     with contextlib.ExitStack() as stack:
         files, token_at = {}, {"src": 0, "tgt": 0}
         for k, side in enumerate(("src", "tgt")):
@@ -179,7 +200,6 @@ def build_cache(
                 ),
             )
             files[side][1].write(np.zeros(1, np.int64).tobytes())
-        pool = stack.enter_context(context.Pool(processes, _start_encoder, vocab_state))
         paths = (parts / f"{n}.pkl" for n in range(len(sizes)))
         for encoded in pool.imap(_encode_chunk, paths):  # in order: appended
             for side, (ids, lengths) in zip(("src", "tgt"), encoded):
@@ -187,14 +207,7 @@ def build_cache(
                 data.write(ids.tobytes())
                 offsets.write((token_at[side] + np.cumsum(lengths)).tobytes())
                 token_at[side] += len(ids)
-    shutil.rmtree(parts)
-    (cache_dir / "meta.json").write_text(json.dumps({"pairs": n_pairs}))
-    log.info("token cache: %d training pairs in %s", n_pairs, cache_dir)
-    cache = open_cache(cache_dir)
-    cache.skips = skips
-    if built:
-        cache.src_vocab, cache.tgt_vocab = vocabs
-    return cache
+    return n_pairs
 
 
 def open_cache(cache_dir: Path) -> Cache | None:

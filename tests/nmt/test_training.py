@@ -109,8 +109,8 @@ def test_skipped_training_pairs_leave_pairs_and_tokens_aligned():
     """Without a validation split, validation BLEU uses the training pairs:
     their references must stay aligned with their tokens after skips."""
     from seqembed.data.corpus import Pair, SkipCounts
-    from seqembed.data.segment import ChineseSegmenter, EnglishTokenizer
     from seqembed.data.prepare import tokenize_splits
+    from seqembed.data.segment import ChineseSegmenter, EnglishTokenizer
 
     config = demo_config(seed_example=True, seed=1, extra=["data.max_tokens=3"])
     pairs = [Pair("我 爱 你", "I love you", 1), Pair("一 二 三 四", "one", 2),

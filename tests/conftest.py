@@ -50,6 +50,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "bf16: needs a CPU with native bfloat16 (skipped elsewhere)"
     )
+    config.addinivalue_line(
+        "markers", "slow: exhaustive versions, left out unless asked: -m slow"
+    )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -76,7 +76,7 @@ class DataConfig:
     # tokenize_processes processes, into memory-mapped arrays in RUN/cache
     # (seqembed.data.token_cache) instead of being held as Python lists.
     cache_min_pairs: int = ranged(200_000, ge=1)
-    tokenize_processes: int = ranged(2, ge=1, le=1024)
+    tokenize_processes: int = ranged(2, ge=1, le=256)
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class TrainConfig:
     batch_size: int = ranged(64, gt=0)
     lr: float = ranged(1e-3, gt=0)
     lr_schedule: Literal["plateau", "step", "none"] = "plateau"
-    lr_decay: float = ranged(0.5, gt=0, le=1)
+    lr_decay: float = ranged(0.5, gt=0, lt=1)
     # plateau: epochs without improvement before decay
     lr_patience: int = ranged(1, ge=0)
     lr_step_epochs: int = ranged(5, gt=0)  # step: decay every this many epochs
@@ -145,7 +145,7 @@ class TrainConfig:
     max_minutes: float | None = ranged(None, gt=0)  # None: no budget
     seed: int = ranged(1, ge=0, le=SEED_MAX)
     # torch intra-op threads; 0 keeps torch's default.
-    threads: int = ranged(0, ge=0, le=1024)
+    threads: int = ranged(0, ge=0, le=256)
     # Decode at most this many validation pairs per epoch for BLEU (0: all).
     valid_bleu_max: int = ranged(1000, ge=0)
     # Keep a float16 copy of both embedding matrices every N epochs (0: never),
@@ -155,7 +155,7 @@ class TrainConfig:
     # besides best.pt; --resume falls back to an older one if the newest is
     # damaged. Every checkpoint_every_steps batches (0: only at epoch ends)
     # last.pt is also saved mid-epoch, so a crash loses at most that many.
-    keep_last: int = ranged(3, gt=0)
+    keep_last: int = ranged(3, gt=0, le=1000)
     checkpoint_every_steps: int = ranged(0, ge=0)
     # A batch whose loss or gradient is not finite is skipped (the model and
     # optimiser stay as they were); this many in a row stop training.

@@ -63,7 +63,7 @@ def split_corpus(
     skips = SkipCounts()
     sides = None  # with ``heldout``, all train
     if heldout is None:
-        sides = _decide_sides(read(skips), config)
+        sides = _decide_sides(_named_skips(read(skips), skips, config), config)
         if skips.total:
             log.warning("%s", skips.summary())
         if not np.any(sides == 0):
@@ -120,6 +120,22 @@ def no_pairs_left(skips: SkipCounts, reasons: dict[str, str]) -> InputError:
     else:
         what = " and ".join(f"{n} {reasons.get(r, r)}" for r, n in counts)
     return InputError(f"no training pairs left: {what}" if counts else "no pairs")
+
+
+def _named_skips(
+    pairs: Iterator[Pair], skips: SkipCounts, config: Config
+) -> Iterator[Pair]:
+    """``pairs``; a corpus whose every line was skipped is an error naming
+    the key that skipped them (the corpus itself only names the file)."""
+    empty = True
+    try:
+        for pair in pairs:
+            empty = False
+            yield pair
+    except InputError as error:
+        if empty and error.line is None and skips.total:  # not a bad line
+            raise no_pairs_left(skips, read_reasons(config)) from None
+        raise
 
 
 def _nothing_to_split(sides: np.ndarray, skips: SkipCounts, config: Config):

@@ -1,5 +1,6 @@
 import dataclasses
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -208,3 +209,40 @@ def test_a_config_file_gets_the_closest_name_with_its_line(tmp_path):
     path.write_text("trian:\n  epochs: 1\n")
     with pytest.raises(InputError, match=r":1: unknown section 'trian'; did you"):
         load_config(path)
+
+
+# ---------------------------------------------------------------- docs
+
+
+def shown(value) -> str:
+    """A default as docs/settings.md writes it (YAML's spelling)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def valid_values(key: str) -> str:
+    spec = fields()[key]
+    hint = typing.get_type_hints(sections()[key.split(".")[0]])[spec.name]
+    if typing.get_origin(hint) is typing.Literal:
+        return ", ".join(typing.get_args(hint))
+    if hint is bool:
+        return "true, false"
+    bounds = field_range(spec)
+    return str(bounds) if bounds is not None else "a path, or null"
+
+
+def test_docs_settings_lists_every_key_with_its_default_and_range():
+    docs = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
+    rows = {}
+    for line in docs.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`") and cells[0].count(".") == 1:
+            rows[cells[0].strip("`")] = cells[1:3]
+    assert set(rows) == set(fields()), "add (or remove) rows in docs/settings.md"
+    for key, spec in fields().items():
+        assert rows[key] == [shown(spec.default), valid_values(key)], key

@@ -10,12 +10,18 @@ import pytest
 import torch
 
 from seqembed.cli.demo import builtin_pairs, builtin_user_dict, demo_config, seed_pairs
+from seqembed.nmt.cpu import onednn
 from seqembed.nmt.training import train
 
 # Tests share the 2 cores with whatever else runs; spinning OpenMP threads
 # would make them several times slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 torch.set_num_threads(1)
+# The oneDNN-or-MKL choice of the kernels (model.kernels: auto), measured
+# once here and pinned for every process the tests start: a timing near its
+# margin on a loaded machine could otherwise differ between the two halves of
+# a run that a test interrupts and resumes, and the sums with it.
+os.environ.setdefault(onednn.PIN, str(int(onednn.onednn_far_ahead())))
 
 TATOEBA = (
     Path(__file__).resolve().parents[2] / "shared/data/tatoeba-cmn-eng/cmn-eng.tsv"
@@ -49,6 +55,9 @@ def builtin_run(tmp_path_factory) -> Path:
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "bf16: needs a CPU with native bfloat16 (skipped elsewhere)"
+    )
+    config.addinivalue_line(
+        "markers", "slow: exhaustive versions, left out unless asked: -m slow"
     )
 
 

@@ -1,4 +1,6 @@
+import dataclasses
 import json
+import logging
 
 import pytest
 import torch
@@ -146,3 +148,207 @@ def test_clip_gradients_equals_clip_grad_norm():
         assert (expected > 5.0) == (scale == 100.0)  # both sides of the limit
         for a, b in zip(models[0].parameters(), models[1].parameters()):
             assert torch.equal(a.grad, b.grad)
+
+
+# ---------------------------------------------------------------- resume rule
+
+
+def seed_config(*extra):
+    return demo_config(seed_example=True, seed=7, extra=list(extra))
+
+
+def test_resume_refuses_a_changed_setting_and_takes_the_three_it_may(tmp_path):
+    from seqembed.errors import InputError
+
+    train(seed_config("train.epochs=2"), tmp_path, seed_pairs())
+    before = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(InputError) as info:
+        train(seed_config("train.epochs=3", "train.lr=0.01"), tmp_path, resume=True)
+    message = str(info.value)
+    assert message == (
+        f"{tmp_path}: a resumed run keeps its settings: train.lr is 0.01 here but "
+        "0.001 in the run (only train.epochs, train.max_minutes, train.precision "
+        "may change on resume)"
+    )
+    assert (tmp_path / "last.pt").read_bytes() == before  # nothing trained
+    result = train(
+        seed_config("train.epochs=3", "train.max_minutes=5", "train.precision=auto"),
+        tmp_path,
+        resume=True,
+    )
+    assert result.epochs_done == 3
+    saved = load_checkpoint(tmp_path / "last.pt")["config"]["train"]
+    assert (saved["epochs"], saved["max_minutes"]) == (3, 5.0)
+    assert saved["precision"] in ("fp32", "bf16")  # auto, resolved
+
+
+def test_resume_config_names_every_key_that_differs():
+    from seqembed.config import load_config
+    from seqembed.errors import InputError
+    from seqembed.nmt.resume import MAY_CHANGE, resume_config
+
+    saved = load_config(None, ["train.epochs=3"])
+    given = load_config(None, ["train.epochs=9", "train.seed=2", "model.dropout=0"])
+    with pytest.raises(InputError) as info:
+        resume_config(saved, given)
+    assert "model.dropout is 0.0 here but 0.3 in the run; so do train.seed" in str(
+        info.value
+    )
+    assert MAY_CHANGE == ("train.epochs", "train.max_minutes", "train.precision")
+    ok = load_config(None, ["train.epochs=9", "train.max_minutes=2"])
+    resumed = resume_config(saved, ok)
+    assert (resumed.train.epochs, resumed.train.max_minutes) == (9, 2.0)
+
+
+def test_resume_with_another_user_dictionary_is_refused(tmp_path):
+    from seqembed.errors import InputError
+
+    train(seed_config("train.epochs=1"), tmp_path, seed_pairs())
+    with pytest.raises(InputError, match="the user dictionary given differs"):
+        train(seed_config("train.epochs=2"), tmp_path, resume=True, user_dict="x 3")
+
+
+def test_cli_resume_with_a_changed_setting_is_one_line(tmp_path):
+    from helpers import assert_clean_error, seqembed
+
+    from seqembed.cli.demo import SEED_EXAMPLE_SETTINGS
+
+    corpus = tmp_path / "seed.tsv"
+    corpus.write_text("".join(f"{en}\t{zh}\n" for zh, en in SEED_PAIRS))
+    sets = [a for s in SEED_EXAMPLE_SETTINGS for a in ("--set", s)]
+    run = tmp_path / "run"
+    first = seqembed("train", corpus, "--out", run, *sets, "--epochs", "1")
+    assert first.returncode == 0, first.stderr
+    again = seqembed("--quiet", "train", "--out", run, "--resume", "--epochs", "2",
+                     "--set", "train.lr=0.01")  # fmt: skip
+    assert_clean_error(again, "train.lr is 0.01 here but 0.001 in the run")
+
+
+def test_old_checkpoint_counters_resume_as_the_uninterrupted_run(tmp_path):
+    """Counters saved as a dict by an older version, without the newer ones:
+    read into the dataclass, missing ones at their start values."""
+    from helpers import assert_same_state
+
+    from seqembed.nmt.checkpoint import save_checkpoint
+    from seqembed.nmt.session import Counters
+
+    train(seed_config("train.epochs=3"), tmp_path / "straight", seed_pairs())
+    train(seed_config("train.epochs=2"), tmp_path / "old", seed_pairs())
+    state = load_checkpoint(tmp_path / "old" / "last.pt")
+    for newer in (
+        "epoch_loss_sum",
+        "epoch_tokens",
+        "skipped_steps",
+        "nonfinite_in_row",
+    ):
+        del state["counters"][newer]
+    save_checkpoint(state, tmp_path / "old" / "last.pt")
+    train(seed_config("train.epochs=3"), tmp_path / "old", resume=True)
+    assert_same_state(tmp_path / "old" / "last.pt", tmp_path / "straight" / "last.pt")
+    counters = load_checkpoint(tmp_path / "old" / "last.pt")["counters"]
+    assert set(counters) == {f.name for f in dataclasses.fields(Counters)}
+    assert counters["epoch"] == 4 and counters["skipped_steps"] == 0
+    assert Counters.from_dict({"epoch": 2, "gone": 1}) == Counters(epoch=2)
+
+
+# ---------------------------------------------------------------- user_dict
+
+
+def test_data_user_dict_in_the_config_is_read_by_train(builtin_run, tmp_path):
+    from seqembed.cli.demo import builtin_pairs, resource_path
+
+    path = resource_path("builtin_userdict.txt")
+    extra = ["train.epochs=1", f"data.user_dict={path}"]
+    config = demo_config(seed_example=False, seed=3, extra=extra)
+    train(config, tmp_path, builtin_pairs())
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["user_dict"] == path.read_text(encoding="utf-8")
+    # The same segmentation as the run given the dictionary's text.
+    vocab = (tmp_path / "vocab.src.tsv").read_text(encoding="utf-8")
+    assert vocab == (builtin_run / "vocab.src.tsv").read_text(encoding="utf-8")
+    words = {line.split()[0] for line in path.read_text("utf-8").splitlines()}
+    tokens = {line.split("\t")[0] for line in vocab.splitlines()}
+    # words jieba's own dictionary does not segment out of this corpus
+    assert {"一封", "下个"} <= words & tokens
+
+
+def test_a_missing_user_dict_file_is_one_line(tmp_path):
+    from seqembed.errors import InputError
+
+    config = seed_config(f"data.user_dict={tmp_path / 'none.txt'}")
+    with pytest.raises(InputError, match="none.txt: file not found"):
+        train(config, tmp_path / "run", seed_pairs())
+
+
+# ---------------------------------------------------------------- nothing to train
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("data.max_tokens=1", "no training pairs left: all 5 are longer than "
+         "data.max_tokens=1"),
+        ("vocab.min_freq=9", "the source vocabulary would hold only the special "
+         "tokens: no source token occurs vocab.min_freq=9 times"),
+        ("vocab.max_size=4", "vocab.max_size=4 leaves no room beside the 4 special "
+         "tokens"),
+        ("model.hidden_size=65536", "more than the"),
+    ],
+)  # fmt: skip
+def test_settings_that_leave_nothing_to_train_fail_before_training(
+    tmp_path, setting, message
+):
+    from seqembed.errors import InputError
+
+    extra = [setting, "model.emb_size=65536"] if "hidden" in setting else [setting]
+    with pytest.raises(InputError) as info:
+        train(seed_config(*extra), tmp_path, seed_pairs())
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_held_out_splits_that_take_every_pair_are_one_line(tmp_path):
+    from seqembed.data.corpus import Pair
+    from seqembed.errors import InputError
+
+    pairs = [Pair("你好", "hello", 1), Pair("再见", "goodbye", 2)]
+    config = seed_config("data.heldout_fraction=0.5")
+    with pytest.raises(InputError, match="the held-out splits took all 2 distinct"):
+        train(config, tmp_path, pairs)
+
+
+def test_a_cached_split_without_validation_pairs_names_the_keys(tmp_path):
+    from seqembed.errors import InputError
+
+    config = seed_config("data.cache_min_pairs=1", "data.tokenize_processes=1")
+    with pytest.raises(InputError) as info:
+        train(config, tmp_path, seed_pairs())
+    assert "no validation pairs (data.valid_size=1000, data.heldout_fraction=0)" in (
+        str(info.value)
+    )
+    assert "data.cache_min_pairs=1" in str(info.value)
+
+
+def test_no_validation_pairs_warns_where_early_stopping_needs_them(tmp_path, caplog):
+    train(seed_config("train.epochs=1", "train.patience=2"), tmp_path, seed_pairs())
+    warnings = [r for r in caplog.records if "no validation pairs" in r.message]
+    assert [r.levelname for r in warnings] == ["WARNING"]
+    assert warnings[0].message == (
+        "no validation pairs (data.valid_size=1000, data.heldout_fraction=0): "
+        "early stopping (train.patience=2) and best.pt follow the bleu on the 5 "
+        "training pairs instead"
+    )
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="seqembed")
+    train(seed_config("train.epochs=1"), tmp_path / "b", seed_pairs())  # patience 0
+    levels = [r.levelname for r in caplog.records if "no validation" in r.message]
+    assert levels == ["INFO"]
+
+
+def test_train_checks_a_config_built_in_python(tmp_path):
+    from seqembed.errors import InputError
+
+    config = seed_config()
+    bad = dataclasses.replace(config, train=dataclasses.replace(config.train, lr=0.0))
+    with pytest.raises(InputError, match="train.lr must be > 0, got 0"):
+        train(bad, tmp_path, seed_pairs())

@@ -29,7 +29,7 @@ from seqembed.data.corpus import (
 )
 from seqembed.data.segment import ChineseSegmenter, EnglishTokenizer, text_processing
 from seqembed.data.subwords import SubwordModel, from_state
-from seqembed.data.vocab import Vocab
+from seqembed.data.vocab import SPECIALS, Vocab
 from seqembed.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -63,12 +63,12 @@ def split_corpus(
     skips = SkipCounts()
     sides = None  # with ``heldout``, all train
     if heldout is None:
-        sides = _decide_sides(read(skips), config)
+        sides = _decide_sides(_named_skips(read(skips), skips, config), config)
         if skips.total:
             log.warning("%s", skips.summary())
-        skips = SkipCounts()  # the second pass skips the same lines again
         if not np.any(sides == 0):
-            raise InputError("the corpus is too small: no pairs left for training")
+            raise _nothing_to_split(sides, skips, config)
+        skips = SkipCounts()  # the second pass skips the same lines again
     data_dir = run_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     sizes = dict.fromkeys(SIDES, 0)
@@ -86,12 +86,70 @@ def split_corpus(
         if skips.total:
             log.warning("%s", skips.summary())
         if not sizes["train"]:
-            raise InputError("the corpus is too small: no pairs left for training")
+            raise no_pairs_left(skips, read_reasons(config))
         for name in ("valid", "test"):
             write_tsv(heldout[name], data_dir / f"{name}.tsv")
             sizes[name] = len(heldout[name])
     log.info("split: %s", ", ".join(f"{n} {name}" for name, n in sizes.items()))
     return sizes
+
+
+def read_reasons(config: Config) -> dict[str, str]:
+    """What each reason a corpus line is skipped for says in an error."""
+    return {
+        "empty": "have an empty side",
+        "too long": f"are longer than data.max_chars={config.data.max_chars}",
+    }
+
+
+def token_reasons(config: Config) -> dict[str, str]:
+    """The same for the reasons a training pair is skipped once tokenised."""
+    return {
+        "too long": f"are longer than data.max_tokens={config.data.max_tokens}",
+        "empty after tokenisation": "are empty after tokenisation",
+    }
+
+
+def no_pairs_left(skips: SkipCounts, reasons: dict[str, str]) -> InputError:
+    """``no training pairs left: all 320 are longer than data.max_tokens=1``:
+    what removed them, and so the key to change."""
+    counts = skips.reasons.most_common()
+    if len(counts) == 1:
+        reason, n = counts[0]
+        what = f"all {n} {reasons.get(reason, reason)}"
+    else:
+        what = " and ".join(f"{n} {reasons.get(r, r)}" for r, n in counts)
+    return InputError(f"no training pairs left: {what}" if counts else "no pairs")
+
+
+def _named_skips(
+    pairs: Iterator[Pair], skips: SkipCounts, config: Config
+) -> Iterator[Pair]:
+    """``pairs``; a corpus whose every line was skipped is an error naming
+    the key that skipped them (the corpus itself only names the file)."""
+    empty = True
+    try:
+        for pair in pairs:
+            empty = False
+            yield pair
+    except InputError as error:
+        if empty and error.line is None and skips.total:  # not a bad line
+            raise no_pairs_left(skips, read_reasons(config)) from None
+        raise
+
+
+def _nothing_to_split(sides: np.ndarray, skips: SkipCounts, config: Config):
+    """Why ``split_corpus`` has no training pair: every line skipped, or the
+    held-out splits took every distinct pair."""
+    if not len(sides):
+        if skips.total:
+            return no_pairs_left(skips, read_reasons(config))
+        return InputError("the corpus holds no pairs")
+    return InputError(
+        f"no training pairs left: the held-out splits took all "
+        f"{int(np.sum(sides >= 0))} distinct pairs; lower data.valid_size, "
+        f"data.test_size or data.heldout_fraction"
+    )
 
 
 def _decide_sides(pairs: Iterator[Pair], config: Config) -> np.ndarray:
@@ -153,22 +211,26 @@ def tokenize_splits(
     skips: SkipCounts,
 ) -> dict[str, Split]:
     """Segment both sides; training pairs longer than max_tokens are skipped
-    (from ``pairs`` too, so pairs and tokens stay aligned)."""
+    (from ``pairs`` too, so pairs and tokens stay aligned). A training split
+    that none are left of is an error saying what removed them."""
     limit = config.data.max_tokens
     result = {}
     for name, pairs in splits.items():
-        split = Split(pairs=[])
+        split, skipped = Split(pairs=[]), SkipCounts()
         for pair in pairs:
             src, tgt = segmenter(pair.src), tokenizer.tokenize(pair.tgt)
             if name == "train" and (len(src) > limit or len(tgt) > limit):
-                skips.add("too long")
+                skipped.add("too long")
                 continue
             if name == "train" and (not src or not tgt):
-                skips.add("empty after tokenisation")
+                skipped.add("empty after tokenisation")
                 continue
             split.pairs.append(pair)
             split.src.append(src)
             split.tgt.append(tgt[:limit])
+        if pairs and not split.pairs:
+            raise no_pairs_left(skipped, token_reasons(config))
+        skips.reasons.update(skipped.reasons)
         result[name] = split
     return result
 
@@ -226,11 +288,26 @@ def build_vocabs(
 def side_vocab(
     config: Config, side: str, counts: Counter, subwords: dict[str, SubwordModel]
 ) -> Vocab:
-    """One side's vocabulary from its token counts (``build_vocabs``)."""
+    """One side's vocabulary from its token counts (``build_vocabs``). One
+    of only the special tokens is an error naming the key that emptied it."""
     if side in subwords:
         pieces = subwords[side].pieces()
         return Vocab.from_counts(counts, 1, len(pieces) + 4, pieces)
-    return Vocab.from_counts(counts, config.vocab.min_freq, config.vocab.max_size)
+    vocab = Vocab.from_counts(counts, config.vocab.min_freq, config.vocab.max_size)
+    if len(vocab) > len(SPECIALS):
+        return vocab
+    name = {"src": "source", "tgt": "target"}[side]
+    if config.vocab.max_size <= len(SPECIALS):
+        raise InputError(
+            f"vocab.max_size={config.vocab.max_size} leaves no room beside the "
+            f"{len(SPECIALS)} special tokens: the {name} vocabulary would hold "
+            "nothing else"
+        )
+    raise InputError(
+        f"the {name} vocabulary would hold only the special tokens: no {name} "
+        f"token occurs vocab.min_freq={config.vocab.min_freq} times in the "
+        "training pairs"
+    )
 
 
 def training_tokens(run_dir: Path, checkpoint: dict) -> Split:

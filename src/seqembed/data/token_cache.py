@@ -26,7 +26,6 @@ whole each epoch, are memory-mapped).
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import multiprocessing
@@ -42,6 +41,7 @@ import numpy as np
 
 from seqembed.config import Config
 from seqembed.data.corpus import SkipCounts
+from seqembed.data.prepare import no_pairs_left, side_vocab, token_reasons
 from seqembed.data.segment import text_processing
 from seqembed.data.subwords import SubwordModel, from_state, to_state
 from seqembed.data.vocab import Vocab
@@ -137,16 +137,19 @@ def build_cache(
 ) -> Cache:
     """Tokenise ``train_tsv`` (target TAB source) into ``cache_dir`` with
     ``processes`` worker processes. Vocabularies are built from the counts,
-    like ``prepare.build_vocabs``, unless ``vocabs`` are given (on resume)."""
-    from seqembed.data.prepare import side_vocab  # prepare imports this module
-
+    like ``prepare.build_vocabs``, unless ``vocabs`` are given (on resume).
+    A split that no pair is left of is an error saying what removed them."""
     if cache_dir.exists():
         shutil.rmtree(cache_dir)  # a cache left half-written
     parts = cache_dir / "parts"
     parts.mkdir(parents=True)
-    pool = functools.partial(multiprocessing.get_context("fork").Pool, processes)
-    with pool(_start_worker, (config, user_dict, to_state(subwords))) as workers:
-        counts, skips, sizes = _tokenize_pass(workers, train_tsv, parts)
+    context = multiprocessing.get_context("fork")
+    setup = (config, user_dict, to_state(subwords))
+    with context.Pool(processes, _start_worker, setup) as pool:
+        counts, skips, sizes = _tokenize_pass(pool, train_tsv, parts)
+    if not sum(size[0] for size in sizes):
+        shutil.rmtree(cache_dir)
+        raise no_pairs_left(skips, token_reasons(config))
     built = vocabs is None
     if built:
         vocabs = tuple(
@@ -154,8 +157,8 @@ def build_cache(
         )
     del counts
     vocab_state = (vocabs[0].to_dict(), vocabs[1].to_dict())
-    with pool(_start_encoder, vocab_state) as encoders:
-        n_pairs = _encode_pass(encoders, cache_dir, parts, sizes)
+    with context.Pool(processes, _start_encoder, vocab_state) as pool:
+        n_pairs = _encode_pass(pool, parts, cache_dir, sizes)
     shutil.rmtree(parts)
     (cache_dir / "meta.json").write_text(json.dumps({"pairs": n_pairs}))
     log.info("token cache: %d training pairs in %s", n_pairs, cache_dir)
@@ -167,9 +170,8 @@ def build_cache(
 
 
 def _tokenize_pass(pool, train_tsv: Path, parts: Path):
-    """Pass 1: each chunk's tokens into ``parts/N.pkl``; returns the merged
-    token counts per side, the skips, and each chunk's (pairs, source
-    tokens, target tokens)."""
+    """Pass 1: tokenise each chunk into ``parts`` and count; the merged token
+    counts, the skips, and each chunk's (pairs, src tokens, tgt tokens)."""
     counts = {"src": Counter(), "tgt": Counter()}
     skips, sizes = SkipCounts(), []
     jobs = ((parts / f"{n}.pkl", chunk) for n, chunk in enumerate(_chunks(train_tsv)))
@@ -181,9 +183,9 @@ def _tokenize_pass(pool, train_tsv: Path, parts: Path):
     return counts, skips, sizes
 
 
-def _encode_pass(pool, cache_dir: Path, parts: Path, sizes: list) -> int:
-    """Pass 2: the chunks' ids appended to arrays whose sizes pass 1 gave;
-    returns the number of pairs."""
+def _encode_pass(pool, parts: Path, cache_dir: Path, sizes: list[tuple]) -> int:
+    """Pass 2: encode the chunks into arrays whose sizes pass 1 gave; the
+    number of pairs."""
     n_pairs = sum(s[0] for s in sizes)
     with contextlib.ExitStack() as stack:
         files, token_at = {}, {"src": 0, "tgt": 0}

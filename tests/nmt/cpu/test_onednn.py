@@ -162,7 +162,10 @@ def test_padded_lengths_are_few_and_waste_little():
 
 
 @needs_onednn
-def test_library_choice_is_measured_once_and_leaves_random_numbers_alone():
+def test_library_choice_is_measured_once_and_leaves_random_numbers_alone(
+    monkeypatch,
+):
+    monkeypatch.delenv(onednn.PIN, raising=False)  # conftest pins it
     threads = torch.get_num_threads()
     onednn._onednn_far_ahead.cache_clear()
     state = torch.get_rng_state()
@@ -228,6 +231,19 @@ def test_linear_of_a_batch_of_sequences_with_gradients():
 
 
 @needs_onednn
+@needs_onednn
+@pytest.mark.parametrize("pinned", ["0", "1"])
+def test_a_pinned_choice_is_taken_without_timing(monkeypatch, pinned):
+    monkeypatch.setenv(onednn.PIN, pinned)
+    onednn._onednn_far_ahead.cache_clear()
+    assert onednn.onednn_far_ahead() is (pinned == "1")
+    assert onednn._onednn_far_ahead.cache_info().misses == 0
+    with torch.profiler.profile() as profile:
+        onednn.mm(torch.ones(64, 32), torch.ones(32, 16))
+    names = {event.name for event in profile.events()}
+    assert ("mkldnn::_linear_pointwise" in names) is (pinned == "1")
+
+
 @pytest.mark.parametrize("far_ahead", [True, False])
 def test_linear_module_not_everywhere_follows_the_measured_choice(
     monkeypatch, far_ahead

@@ -33,6 +33,7 @@ device, other dtypes, autocast), everything falls back to ``F.linear``.
 from __future__ import annotations
 
 import functools
+import os
 import time
 
 import torch
@@ -129,12 +130,23 @@ def _readable(x: torch.Tensor) -> torch.Tensor:
     return x if x.is_contiguous() or x.t().is_contiguous() else x.contiguous()
 
 
+PIN = "SEQEMBED_ONEDNN"  # "1" or "0": the answer, with no timing
+
+
 def onednn_far_ahead() -> bool:
     """Whether oneDNN multiplies at least 1.5x faster than MKL here, with
     the current number of threads, measured once (about 20 ms) on a product
     shaped like a weight gradient. The margin keeps the choice the same from
     run to run on a given machine: Zen 5 measured 2.0-2.2x (2 and 1
-    threads); on Zen 4 oneDNN's large products ran at about 1.2x MKL's."""
+    threads); on Zen 4 oneDNN's large products ran at about 1.2x MKL's.
+
+    On a loaded machine a timing near the margin can still come out
+    differently in two processes, and then their sums are ordered
+    differently: ``SEQEMBED_ONEDNN=1`` (or ``0``) pins the answer for every
+    process, so that, for example, an interrupted run resumes bit for bit."""
+    pinned = os.environ.get(PIN)
+    if pinned in ("0", "1"):
+        return pinned == "1" and available()
     return _onednn_far_ahead(torch.get_num_threads())
 
 

@@ -44,10 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="seqembed",
         description="Train LSTM encoder-decoder translators and look inside "
         "their embeddings, every figure beside its chance level.",
-        epilog="A path given with --out or --out-dir is never overwritten "
-        "without --force; the files a command keeps inside the run directory "
-        "by default are rewritten. `seqembed COMMAND --help` explains each "
-        "command with an example.",
+        epilog="A file that --out, --out-dir or --hyp-out names is never "
+        "overwritten without --force (train never overwrites a run: --resume "
+        "continues it); the files a command keeps inside the run directory by "
+        "default are rewritten. `seqembed COMMAND --help` explains each command "
+        "with an example.",
     )
     parser.add_argument(
         "--version", action="version", version=f"seqembed {__version__}"

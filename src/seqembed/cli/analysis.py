@@ -266,8 +266,8 @@ def cmd_analyze(args) -> int:
     out = _analysis_folder(args)
     results = []
     for run in args.runs:
-        with progress(f"analysing {run}", args.quiet):
-            results.append(analyze_run(Path(run), settings))
+        with progress(f"analysing {run}", args.quiet) as step:
+            results.append(analyze_run(Path(run), settings, progress=step))
     terminal = console()
     if args.stability:
         from seqembed.analysis.stability import (

@@ -50,9 +50,10 @@ def print_sections(sections, to=None) -> None:
 @contextlib.contextmanager
 def progress(message: str, quiet: bool = False):
     """A spinner with ``message`` and the seconds so far, on a terminal only:
-    nothing when stderr is piped or with --quiet. Log lines print above it."""
+    nothing when stderr is piped or with --quiet. Log lines print above it.
+    Yields ``step(part)``, which shows "message: part" (a no-op elsewhere)."""
     if quiet or not sys.stderr.isatty():
-        yield
+        yield lambda part: None
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -72,9 +73,14 @@ def progress(message: str, quiet: bool = False):
         ]
         for handler in handlers:
             handler.setStream(sys.stderr)
-        bar.add_task(message, total=None)
+        task = bar.add_task(message, total=None)
+
+        def step(part: str) -> None:
+            bar.update(task, description=f"{message}: {part}")
+            bar.refresh()  # now, not at the next tick: a part may be short
+
         try:
-            yield
+            yield step
         finally:
             for handler in handlers:
                 handler.setStream(stderr)

@@ -528,6 +528,7 @@ def test_attention_odd_sentences(cli, tmp_path, builtin_run):
         outcome = cli("attention", builtin_run, text, "--out", out)
         assert_one_line_error(outcome, "nothing to translate")
     emoji = cli("attention", builtin_run, "完全未知的词🙃", "--out", out)
+    out = [out, "--force"]  # each sentence below replaces the picture
     assert_works(emoji)  # a character no font has: one plain line, no traceback
     assert "no glyph for 🙃 in " in emoji.err + emoji.log
     assert "UserWarning" not in emoji.err + emoji.log
@@ -537,7 +538,7 @@ def test_attention_odd_sentences(cli, tmp_path, builtin_run):
         "我用Python写代码",
         "好" * 10_000,
     ):
-        assert_works(cli("attention", builtin_run, text, "--out", out))
+        assert_works(cli("attention", builtin_run, text, "--out", *out))
 
 
 # ------------------------------------------------------------------ data

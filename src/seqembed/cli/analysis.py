@@ -11,16 +11,40 @@ import json
 from pathlib import Path
 
 from seqembed.analysis.settings import AnalysisSettings
-from seqembed.cli.options import SIDES, add_run
-from seqembed.cli.terminal import console, print_sections
+from seqembed.cli.options import (
+    SIDES,
+    add_command,
+    add_force,
+    add_min_freq,
+    add_out_dir,
+    add_run,
+    add_seed,
+    add_side,
+    add_specials,
+    bounded,
+    count,
+)
+from seqembed.cli.outputs import folder_out, refuse_existing
+from seqembed.cli.terminal import console, print_sections, progress
 from seqembed.errors import InputError
 
 DEFAULTS = AnalysisSettings()
 
 
 def register(commands) -> None:
-    analyze = commands.add_parser(
-        "analyze", help="embedding analysis with chance baselines"
+    analyze = add_command(
+        commands,
+        "analyze",
+        "embedding analysis with chance baselines",
+        "Analyse a run's word embeddings: the most similar pairs, topic groups, "
+        "chosen pairs, outliers, co-occurrence, cross-lingual alignment, the "
+        "LSTM's contextual states and the movement from the initial vectors; "
+        "every figure beside its chance level and permutation test, corrected "
+        "for multiple tests. Writes analysis.json and analysis.md; tables go "
+        "to stderr. With --stability, compares runs trained with other seeds.",
+        "seqembed analyze runs/demo --groups builtin --pairs 天气-下雨 --top 10\n"
+        "seqembed analyze runs/s/seed-1 runs/s/seed-2 --stability",
+        aliases=("analyse",),
     )
     analyze.add_argument("runs", nargs="+", metavar="RUN", help="run directory")
     _add_word_options(analyze)
@@ -35,41 +59,67 @@ def register(commands) -> None:
         "--stability", action="store_true", help="compare runs trained with other seeds"
     )
     analyze.add_argument("--brief", action="store_true", help="fewer table rows")
-    analyze.add_argument("--out", help="output folder (default RUN/analysis)")
+    add_out_dir(
+        analyze,
+        "the folder for analysis.json and analysis.md (default RUN/analysis, "
+        "rewritten; RUN/stability with --stability)",
+    )
+    add_force(analyze)
     analyze.set_defaults(func=cmd_analyze)
+    _register_neighbours(commands)
 
-    neighbours = commands.add_parser("neighbours", help="nearest neighbours of words")
+
+def _register_neighbours(commands) -> None:
+    neighbours = add_command(
+        commands,
+        "neighbours",
+        "nearest neighbours of words",
+        "List the words whose embeddings are closest (cosine) to each WORD, "
+        "each beside the cosine a random table of the same size and width "
+        "would give at that rank. A word is looked up in the source table, "
+        "then the target one, unless --side says which.",
+        "seqembed neighbours runs/demo 天气 weather -k 5",
+        aliases=("neighbors",),
+    )
     add_run(neighbours)
-    neighbours.add_argument("words", nargs="+", metavar="WORD")
-    neighbours.add_argument("-k", type=int, default=10)
-    neighbours.add_argument("--side", choices=("src", "tgt"))
-    neighbours.add_argument("--min-freq", type=int, default=1)
-    neighbours.add_argument("--include-specials", action="store_true")
+    neighbours.add_argument(
+        "words", nargs="+", metavar="WORD", help="words to list neighbours of"
+    )
+    neighbours.add_argument(
+        "-k",
+        type=int,
+        action=count(1),
+        default=10,
+        help="neighbours per word (default %(default)s)",
+    )
+    add_side(neighbours, "both")
+    add_min_freq(neighbours)
+    add_specials(neighbours, default=False)
     neighbours.add_argument("--json", action="store_true", help="JSON lines")
     neighbours.set_defaults(func=cmd_neighbours)
 
 
 def _add_word_options(analyze) -> None:
     """Which words: the side, the frequency floor, word lists, groups, pairs."""
-    analyze.add_argument("--side", choices=SIDES, help="default both")
+    add_side(analyze, None, " (default both; src with --seed-example)")
+    add_min_freq(analyze, DEFAULTS.min_freq)
     analyze.add_argument(
-        "--min-freq",
-        type=int,
-        default=DEFAULTS.min_freq,
-        help=f"words seen this often (default {DEFAULTS.min_freq})",
+        "--words", nargs="+", metavar="WORD", help="analyse only these words"
     )
-    analyze.add_argument("--words", nargs="+", help="analyse only these words")
-    analyze.add_argument("--word-file", help="file of words to analyse")
+    analyze.add_argument("--word-file", metavar="FILE", help="file of words to analyse")
     analyze.add_argument(
         "--groups", help="topic groups: a YAML file (name: [words]), builtin or design"
     )
     analyze.add_argument("--pairs", nargs="+", metavar="A-B", help="word pairs to list")
     analyze.add_argument(
-        "--top", type=int, help=f"most similar pairs (default {DEFAULTS.top_n})"
+        "--top",
+        type=int,
+        action=count(1),
+        metavar="N",
+        help=f"most similar pairs listed (default {DEFAULTS.top_n}; 8 with "
+        "--seed-example)",
     )
-    analyze.add_argument(
-        "--include-specials", action="store_true", default=DEFAULTS.include_specials
-    )
+    add_specials(analyze, DEFAULTS.include_specials)
     analyze.add_argument(
         "--aggregate-words",
         action="store_true",
@@ -82,34 +132,74 @@ def _add_word_options(analyze) -> None:
 def _add_test_options(analyze) -> None:
     """The outlier rules and the statistical tests."""
     analyze.add_argument(
-        "--k-std", type=float, default=DEFAULTS.k_std, help="std outlier rule"
+        "--k-std",
+        type=float,
+        action=bounded(0, above=True),
+        default=DEFAULTS.k_std,
+        metavar="K",
+        help="norm outlier rule: a vector length more than K standard deviations "
+        "from the mean (default %(default)s)",
     )
     analyze.add_argument(
-        "--mad", type=float, default=DEFAULTS.mad_threshold, help="MAD outlier rule"
+        "--mad",
+        type=float,
+        action=bounded(0, above=True),
+        default=DEFAULTS.mad_threshold,
+        metavar="M",
+        help="norm outlier rule: a length's modified z-score (median absolute "
+        "deviation) above M (default %(default)s)",
     )
-    analyze.add_argument("--permutations", type=int, default=DEFAULTS.n_permutations)
-    analyze.add_argument("--alpha", type=float, default=DEFAULTS.alpha)
     analyze.add_argument(
-        "--correction", choices=("holm", "bh"), default=DEFAULTS.correction
+        "--permutations",
+        type=int,
+        action=count(1000),
+        default=DEFAULTS.n_permutations,
+        metavar="N",
+        help="permutations per test, at least 1000 (default %(default)s)",
+    )
+    analyze.add_argument(
+        "--alpha",
+        type=float,
+        action=bounded(0, 1, above=True, below=True),
+        default=DEFAULTS.alpha,
+        help="the tests' level after --correction, between 0 and 1 (default "
+        "%(default)s)",
+    )
+    analyze.add_argument(
+        "--correction",
+        choices=("holm", "bh"),
+        default=DEFAULTS.correction,
+        help="for multiple tests: holm (family-wise) or bh (false discovery "
+        "rate) (default %(default)s)",
     )
     analyze.add_argument(
         "--shaped-repeats",
         type=int,
+        action=count(0),
         default=DEFAULTS.shaped_null_repeats,
         metavar="R",
         help="random tables with the embeddings' mean and covariance for the top "
         f"pairs' null (default {DEFAULTS.shaped_null_repeats}: level 0.05; each "
         "costs a pass over all pairs; 0 skips it)",
     )
-    analyze.add_argument("--random-state", type=int, default=DEFAULTS.random_state)
+    add_seed(analyze, "seed of the permutations and random tables")
 
 
 def _add_part_options(analyze) -> None:
     """The analyses beside the table's own: alignment, LSTM states, movement."""
-    analyze.add_argument("--context-words", nargs="+", help="words for LSTM states")
-    analyze.add_argument("--no-alignment", action="store_true")
-    analyze.add_argument("--no-contextual", action="store_true")
-    analyze.add_argument("--no-movement", action="store_true")
+    analyze.add_argument(
+        "--context-words",
+        nargs="+",
+        metavar="WORD",
+        help="words whose LSTM states are compared across sentences "
+        "(default: frequent words)",
+    )
+    for part, what in (
+        ("alignment", "the cross-lingual alignment of the two tables"),
+        ("contextual", "the LSTM's contextual states"),
+        ("movement", "the movement from the initial vectors over training"),
+    ):
+        analyze.add_argument(f"--no-{part}", action="store_true", help=f"skip {what}")
 
 
 # ---------------------------------------------------------------- analyze
@@ -145,7 +235,7 @@ def settings_from_args(args) -> AnalysisSettings:
         sides=SIDES[args.side or ("src" if args.seed_example else "both")],
         min_freq=args.min_freq,
         words=tuple(words) or None,
-        include_specials=args.include_specials,
+        include_specials=args.specials,
         groups=groups,
         pairs=tuple(pairs),
         top_n=DEFAULTS.top_n if top_n is None else top_n,
@@ -159,7 +249,7 @@ def settings_from_args(args) -> AnalysisSettings:
         contextual=not args.no_contextual,
         context_words=tuple(args.context_words) if args.context_words else None,
         movement=not args.no_movement,
-        random_state=args.random_state,
+        random_state=args.seed,
         aggregate_words=args.aggregate_words,
     )
 
@@ -168,20 +258,17 @@ def cmd_analyze(args) -> int:
     from seqembed.analysis.run import analyze_run, write_analysis
     from seqembed.analysis.text import sections
 
-    if args.permutations < 1000:
-        raise InputError("--permutations must be at least 1000")
-    if args.shaped_repeats < 0:
-        raise InputError("--shaped-repeats must be 0 or more")
     if len(args.runs) > 1 and not args.stability:
         raise InputError("several runs need --stability")
     if args.stability and args.aggregate_words:
         raise InputError("--aggregate-words does not work with --stability yet")
     settings = settings_from_args(args)
-    terminal = console()
+    out = _analysis_folder(args)
     results = []
     for run in args.runs:
-        with terminal.status(f"analysing {run} ..."):
-            results.append(analyze_run(Path(run), settings))
+        with progress(f"analysing {run}", args.quiet) as step:
+            results.append(analyze_run(Path(run), settings, progress=step))
+    terminal = console()
     if args.stability:
         from seqembed.analysis.stability import (
             stability_report,
@@ -189,18 +276,29 @@ def cmd_analyze(args) -> int:
             write_stability,
         )
 
-        if len(results) < 2:
-            raise InputError("--stability needs two or more runs")
         report = stability_report([Path(r) for r in args.runs], results, settings)
-        out = Path(args.out or Path(args.runs[0]) / "stability")
-        json_path, markdown_path = write_stability(report, out)
+        json_path, markdown_path = write_stability(
+            report, out or Path(args.runs[0]) / "stability"
+        )
         print_sections(stability_sections(report), terminal)
     else:
-        out = Path(args.out or Path(results[0]["run"]) / "analysis")
+        out = out or Path(results[0]["run"]) / "analysis"
         json_path, markdown_path = write_analysis(results[0], out)
         print_sections(sections(results[0], verbose=not args.brief), terminal)
     terminal.print(f"\nWrote {json_path} and {markdown_path}")
     return 0
+
+
+def _analysis_folder(args) -> Path | None:
+    """--out-dir, checked before the analysis runs; None: the default."""
+    if args.stability and len(args.runs) < 2:
+        raise InputError("--stability needs two or more runs")
+    if not args.out_dir:
+        return None
+    out = folder_out(Path(args.out_dir))
+    stem = "stability" if args.stability else "analysis"
+    refuse_existing([out / f"{stem}.json", out / f"{stem}.md"], args.force)
+    return out
 
 
 # ------------------------------------------------------------- neighbours
@@ -212,17 +310,17 @@ def cmd_neighbours(args) -> int:
 
     tables = load_tables(load_checkpoint(Path(args.run)))
     for word in args.words:
-        sides = SIDES[args.side] if args.side else ("src", "tgt")
+        sides = SIDES[args.side]
         side = next((s for s in sides if word in tables[s]), None)
         if side is None:
             raise InputError(f"{word!r} is not in the {' or '.join(sides)} vocabulary")
         table = tables[side].words(
-            min_freq=args.min_freq, include_specials=args.include_specials
+            min_freq=args.min_freq, include_specials=args.specials
         )
         if word not in table:
             table = tables[side].words(
                 min_freq=args.min_freq,
-                include_specials=args.include_specials,
+                include_specials=args.specials,
                 only=[word, *[t for t in table.tokens if t != word]],
             )
         neighbours = table.most_similar(word, args.k)

@@ -5,21 +5,36 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from seqembed.cli.options import add_command
 from seqembed.cli.terminal import say
 
 
 def register(commands) -> None:
-    data = commands.add_parser("data", help="download corpora")
+    data = add_command(
+        commands,
+        "data",
+        "download corpora",
+        "Download a parallel corpus into the cache (once; later calls reuse "
+        "it) and print the path of its TSV file on stdout, ready for "
+        "`seqembed train`. tatoeba: the Mandarin-English sentence pairs of "
+        "tatoeba.org as exported by manythings.org (CC-BY 2.0 FR).",
+        "seqembed data tatoeba\n"
+        'seqembed train "$(seqembed data tatoeba)" --out-dir runs/tatoeba',
+    )
     data.add_argument(
         "name", choices=["tatoeba"], help="tatoeba: Mandarin-English export"
     )
     data.add_argument(
-        "--cache-dir", help="default $SEQEMBED_CACHE or ~/.cache/seqembed"
+        "--cache-dir",
+        metavar="DIR",
+        help="default $SEQEMBED_CACHE or ~/.cache/seqembed",
     )
     data.add_argument(
         "--url", default=None, help="download address (default: manythings.org)"
     )
-    data.add_argument("--force", action="store_true", help="download again")
+    data.add_argument(
+        "--force", action="store_true", help="download again, replacing the cache"
+    )
     data.set_defaults(func=cmd_data)
 
 

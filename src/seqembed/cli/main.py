@@ -28,7 +28,7 @@ from seqembed.cli import (
     translate,
     visual,
 )
-from seqembed.cli.options import OneLineParser
+from seqembed.cli.options import OneLineParser, add_global_flags, did_you_mean
 from seqembed.cli.terminal import say
 from seqembed.errors import InputError
 from seqembed.nmt.cpu.openmp import choose_wait_policy
@@ -43,18 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="seqembed",
         description="Train LSTM encoder-decoder translators and look inside "
-        "their embeddings.",
+        "their embeddings, every figure beside its chance level.",
+        epilog="A file that --out, --out-dir or --hyp-out names is never "
+        "overwritten without --force (train never overwrites a run: --resume "
+        "continues it); the files a command keeps inside the run directory by "
+        "default are rewritten. `seqembed COMMAND --help` explains each command "
+        "with an example.",
     )
     parser.add_argument(
         "--version", action="version", version=f"seqembed {__version__}"
     )
-    parser.add_argument(
-        "--debug", action="store_true", help="show tracebacks on errors"
+    add_global_flags(parser)
+    parser.commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND"
     )
-    parser.add_argument("--quiet", action="store_true", help="log warnings only")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for family in FAMILIES:
-        family.register(commands)
+        family.register(parser.commands)
     return parser
 
 
@@ -93,14 +97,35 @@ def _parse(parser, argv: list[str] | None):
     ):
         args.text += extras
     elif extras:
-        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        command = parser.commands.choices[args.command]
+        hint = _closest_flag(extras, [parser, command])
+        command.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
     return args
+
+
+def _closest_flag(extras: list[str], parsers) -> str:
+    """'did you mean' for the first unknown flag, among the flags shown in
+    the top parser's and the command's help."""
+    flags = [
+        flag
+        for p in parsers
+        for action in p._actions
+        if action.help is not argparse.SUPPRESS
+        for flag in action.option_strings
+    ]
+    for extra in extras:
+        if extra.startswith("-"):
+            return did_you_mean(extra.split("=", 1)[0], flags)
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
     # Before anything imports torch: the commands import it when they run.
     choose_wait_policy()
-    args = _parse(build_parser(), argv)
+    try:
+        args = _parse(build_parser(), argv)
+    except SystemExit as exit:  # --help, --version, a usage mistake
+        return exit.code
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="seqembed: %(message)s",

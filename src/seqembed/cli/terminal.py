@@ -4,6 +4,8 @@ only results (translations, paths) and composes in shell pipelines."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -43,6 +45,45 @@ def print_sections(sections, to=None) -> None:
             for row in section.rows:
                 table.add_row(*[str(cell) for cell in row])
             to.print(table)
+
+
+@contextlib.contextmanager
+def progress(message: str, quiet: bool = False):
+    """A spinner with ``message`` and the seconds so far, on a terminal only:
+    nothing when stderr is piped or with --quiet. Log lines print above it.
+    Yields ``step(part)``, which shows "message: part" (a no-op elsewhere)."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda part: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console(),
+        transient=True,
+    )
+    stderr = sys.stderr
+    with bar:  # rich now holds sys.stderr: route the log's lines through it
+        handlers = [
+            h
+            for h in logging.getLogger().handlers
+            if isinstance(h, logging.StreamHandler) and h.stream is stderr
+        ]
+        for handler in handlers:
+            handler.setStream(sys.stderr)
+        task = bar.add_task(message, total=None)
+
+        def step(part: str) -> None:
+            bar.update(task, description=f"{message}: {part}")
+            bar.refresh()  # now, not at the next tick: a part may be short
+
+        try:
+            yield step
+        finally:
+            for handler in handlers:
+                handler.setStream(stderr)
 
 
 class ProgressReporter:

@@ -15,19 +15,32 @@ import signal
 import time
 from pathlib import Path
 
+from seqembed.cli.options import add_command, add_out_dir, bounded, count
 from seqembed.cli.terminal import ProgressReporter, print_sections, say
 from seqembed.errors import InputError
 
 
 def register(commands) -> None:
-    train = commands.add_parser("train", help="train a model on a parallel corpus")
+    train = add_command(
+        commands,
+        "train",
+        "train a model on a parallel corpus",
+        "Train an LSTM encoder-decoder (Chinese -> English by default) on a TSV "
+        "file or on two line-aligned files. The run directory gets the "
+        "checkpoints (last.pt, best.pt), config.yaml, the vocabularies, "
+        "metrics.jsonl and the data splits; Ctrl-C saves the current batch and "
+        "--resume continues from there. Settings come from --config and --set "
+        "(see the config sections data, vocab, model, train, decode).",
+        "seqembed train cmn-eng.tsv --out-dir runs/tatoeba --max-minutes 10\n"
+        "seqembed train --out-dir runs/tatoeba --resume --epochs 20",
+    )
     train.add_argument(
         "corpus",
         nargs="*",
         metavar="CORPUS",
         help="a TSV file, or a source file and a line-aligned target file",
     )
-    train.add_argument("--out", required=True, help="run directory to create")
+    add_out_dir(train, "the run directory to create (required)", dest="out")
     train.add_argument(
         "--config", help="YAML config (sections data, vocab, model, train, decode)"
     )
@@ -37,12 +50,29 @@ def register(commands) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override one config value (repeatable)",
     )
-    train.add_argument("--max-minutes", type=float, help="wall-clock budget, e.g. 0.5")
-    train.add_argument("--epochs", type=int, help="same as --set train.epochs=N")
+    train.add_argument(
+        "--max-minutes",
+        type=float,
+        action=bounded(0, above=True),
+        metavar="M",
+        help="wall-clock budget in minutes, e.g. 0.5",
+    )
+    train.add_argument(
+        "--epochs", type=int, action=count(1), help="same as --set train.epochs=N"
+    )
     train.add_argument("--seed", type=int, help="same as --set train.seed=N")
+    _add_run_options(train)
+    _add_data_options(train)
+    _add_embedding_options(train)
+    train.set_defaults(func=cmd_train)
+
+
+def _add_run_options(train) -> None:
+    """How many runs, and how: --seeds, --resume, --nproc."""
     train.add_argument(
         "--seeds",
         type=int,
+        action=count(1),
         default=1,
         metavar="K",
         help="train K runs (seeds N..N+K-1) in OUT/seed-N and compare their "
@@ -51,32 +81,36 @@ def register(commands) -> None:
     train.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out from its last checkpoint",
+        help="continue the run in --out-dir from its last checkpoint",
     )
-    _add_data_options(train)
-    _add_embedding_options(train)
     train.add_argument(
         "--nproc",
         type=int,
+        action=count(1),
         metavar="N",
         help="train with N processes on this machine (starts torchrun; "
         "DistributedDataParallel, gloo)",
     )
-    train.set_defaults(func=cmd_train)
 
 
 def _add_data_options(train) -> None:
+    for side, default in (("src", 1), ("tgt", 0)):
+        train.add_argument(
+            f"--{side}-column",
+            type=int,
+            action=count(0),
+            metavar="I",
+            help=f"0-based {side} column of a TSV (default {default})",
+        )
     train.add_argument(
-        "--src-column", type=int, help="0-based source column (default 1)"
+        "--valid",
+        metavar="TSV",
+        help="validation TSV (same columns): use it instead of splitting",
     )
+    train.add_argument("--test", metavar="TSV", help="test TSV, with --valid")
     train.add_argument(
-        "--tgt-column", type=int, help="0-based target column (default 0)"
+        "--user-dict", metavar="FILE", help="jieba user dictionary for segmentation"
     )
-    train.add_argument(
-        "--valid", help="validation TSV (same columns): use it instead of splitting"
-    )
-    train.add_argument("--test", help="test TSV, with --valid")
-    train.add_argument("--user-dict", help="jieba user dictionary for segmentation")
     train.add_argument(
         "--pretokenized",
         action="store_true",
@@ -107,8 +141,8 @@ def cmd_train(args) -> int:
     from seqembed.nmt import distributed
 
     under_torchrun = distributed.Environment.read().world_size > 1
-    if args.nproc is not None and args.nproc < 1:
-        raise InputError("--nproc must be at least 1")
+    if args.out is None:
+        raise InputError("train needs --out-dir DIR, the run directory to create")
     if args.nproc is not None and under_torchrun:
         raise InputError("--nproc starts torchrun; under torchrun leave it out")
     if args.seeds > 1 and (under_torchrun or (args.nproc or 1) > 1):
@@ -138,8 +172,6 @@ def without_nproc(argv: list[str]) -> list[str]:
 def _train_command(args) -> int:
     run_dir = Path(args.out)
     config = _train_config(args, run_dir)
-    if args.seeds < 1:
-        raise InputError("--seeds must be at least 1")
     pairs, user_dict, heldout = None, None, None
     # With --seeds, --resume continues the seeds that started and trains the
     # rest from the CORPUS, given again.

@@ -9,13 +9,30 @@ import sys
 import time
 from pathlib import Path
 
-from seqembed.cli.options import add_beam, add_precision, add_run
-from seqembed.cli.terminal import say
+from seqembed.cli.options import (
+    add_beam,
+    add_command,
+    add_force,
+    add_precision,
+    add_run,
+    count,
+)
+from seqembed.cli.outputs import refuse_existing
+from seqembed.cli.terminal import note, say
 
 
 def register(commands) -> None:
-    translate = commands.add_parser(
-        "translate", help="translate sentences (args or stdin)"
+    translate = add_command(
+        commands,
+        "translate",
+        "translate sentences (args or stdin)",
+        "Translate source sentences with a trained run, segmented as the run "
+        "was trained. stdout has exactly one translation per input line (an "
+        "empty line for an empty one), so it composes in pipelines; for each "
+        "input with words the run never saw, one note on stderr names them "
+        "(--quiet silences it).",
+        "seqembed translate runs/demo 我爱自然语言处理 今天天气很好\n"
+        "seqembed translate runs/demo --beam 5 < sentences.txt > english.txt",
     )
     add_run(translate)
     translate.add_argument(
@@ -23,21 +40,49 @@ def register(commands) -> None:
     )
     add_beam(translate)
     add_precision(translate)
-    translate.add_argument("--batch-size", type=int, help="sentences per batch")
+    translate.add_argument(
+        "--batch-size",
+        type=int,
+        action=count(1),
+        metavar="N",
+        help="sentences per batch (default: the run's decode.batch_size)",
+    )
     translate.set_defaults(func=cmd_translate)
+    _register_evaluate(commands)
 
-    evaluate = commands.add_parser("evaluate", help="BLEU and chrF on a test TSV")
+
+def _register_evaluate(commands) -> None:
+    evaluate = add_command(
+        commands,
+        "evaluate",
+        "BLEU and chrF on a test TSV",
+        "Translate the source column of a TSV file and score the translations "
+        "against its target column with sacreBLEU (BLEU and chrF, with their "
+        "signatures). The hypotheses are written one per line.",
+        "seqembed evaluate runs/demo runs/demo/data/test.tsv --beam 5 --json",
+    )
     add_run(evaluate)
     evaluate.add_argument(
         "test", help="TSV, by default target TAB source (Tatoeba layout)"
     )
     add_beam(evaluate)
     add_precision(evaluate)
-    evaluate.add_argument("--src-column", type=int, default=1)
-    evaluate.add_argument("--tgt-column", type=int, default=0)
+    for side, default in (("src", 1), ("tgt", 0)):
+        evaluate.add_argument(
+            f"--{side}-column",
+            type=int,
+            action=count(0),
+            default=default,
+            metavar="I",
+            help=f"0-based {side} column (default {default})",
+        )
     evaluate.add_argument(
-        "--hyp-out", help="where to write hypotheses (default TEST.hyp)"
+        "--hyp-out",
+        metavar="FILE",
+        help="where to write the hypotheses (default TEST.hyp, rewritten); a "
+        "file named here that exists only with --force",
     )
+    add_force(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print scores as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -62,6 +107,8 @@ def _load_translator(args):
 def cmd_translate(args) -> int:
     translator = _load_translator(args)
     lines = _read_inputs(args.text)
+    if not args.quiet:
+        _note_unknown_words(translator, lines)
     outputs = translator.translate(
         lines, beam_size=args.beam, batch_size=args.batch_size
     )
@@ -69,10 +116,26 @@ def cmd_translate(args) -> int:
     return 0
 
 
+def _note_unknown_words(translator, lines: list[str]) -> None:
+    """One stderr line per input with source words the run's vocabulary
+    lacks: the translation of such a line may read well and still be wrong."""
+    for number, text in enumerate(lines, start=1):
+        unknown = [
+            w for w in translator.segmenter(text) if w not in translator.src_vocab
+        ]
+        unique = list(dict.fromkeys(unknown))
+        if unique:
+            words = "word" if len(unique) == 1 else "words"
+            note(f"line {number}: {len(unique)} unknown source {words}: "
+                 + ", ".join(unique))  # fmt: skip
+
+
 def cmd_evaluate(args) -> int:
     from seqembed.data.corpus import SkipCounts, read_tsv
     from seqembed.nmt.evaluation import score
 
+    if args.hyp_out:
+        refuse_existing([args.hyp_out], args.force)
     translator = _load_translator(args)
     pairs = read_tsv(
         Path(args.test), args.src_column, args.tgt_column, 10**9, SkipCounts()

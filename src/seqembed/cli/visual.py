@@ -10,8 +10,21 @@ import json
 import time
 from pathlib import Path
 
-from seqembed.cli.options import add_run
-from seqembed.cli.terminal import note
+from seqembed.cli.options import (
+    add_command,
+    add_min_freq,
+    add_out_file,
+    add_projection,
+    add_run,
+    add_seed,
+    add_side,
+    add_specials,
+    alias,
+    bounded,
+    count,
+)
+from seqembed.cli.outputs import file_out
+from seqembed.cli.terminal import note, progress
 from seqembed.errors import InputError
 
 MAP_FORMATS = ("png", "svg", "pdf", "html")
@@ -27,12 +40,13 @@ def _run(run: str) -> tuple[Path, dict]:
 
 
 def _output(args, run_dir: Path, stem: str, formats: tuple[str, ...]):
-    """(path, format): --format, else the --out suffix, else png."""
+    """(path, format): --format, else the --out suffix, else png; an --out
+    that exists only with --force, the default in RUN/figures rewritten."""
     out = Path(args.out) if args.out else None
     format = args.format or (out.suffix.lstrip(".").lower() if out else "") or "png"
     if format not in formats:
         raise InputError(f"cannot write {format!r}; formats: {', '.join(formats)}")
-    return out or run_dir / "figures" / f"{stem}.{format}", format
+    return file_out(args, run_dir / "figures" / f"{stem}.{format}"), format
 
 
 def _analysis(args, run_dir: Path) -> dict | None:
@@ -68,29 +82,17 @@ def _projection(args, default_method: str):
     from seqembed.report.projection import Projection
 
     return Projection(
-        method=args.method or default_method,
+        method=args.projection or default_method,
         perplexity=args.perplexity,
-        random_state=args.random_state,
+        random_state=args.seed,
         n_jobs=args.threads,
     )
-
-
-def _check(args) -> None:
-    if args.threads < 1:
-        raise InputError("--threads must be at least 1")
-    if args.labels < 0 or args.min_freq < 0:
-        raise InputError("--labels and --min-freq must not be negative")
-    if args.perplexity <= 0:
-        raise InputError("--perplexity must be positive")
-    if args.panels < 2 or args.frames < 2:
-        raise InputError("--panels and --frames must be at least 2")
 
 
 # -------------------------------------------------------------------- plot
 
 
 def cmd_plot(args) -> int:
-    _check(args)
     if args.movement:
         return _plot_movement(args)
     from seqembed.nmt.checkpoint import load_tables
@@ -113,21 +115,22 @@ def cmd_plot(args) -> int:
             "(or an analysis run with groups)"
         )
     started = time.perf_counter()
-    m = embedding_map(
-        load_tables(state),
-        side=side,
-        projection=projection,
-        color=color,
-        groups=groups,
-        analysis=analysis,
-        n_labels=args.labels,
-        min_freq=args.min_freq,
-        include_specials=not args.no_specials,
-    )
-    if format == "html":
-        write_text(map_html(m), path)
-    else:
-        save_figure(map_figure(m), path, format)
+    with progress(f"drawing the {projection.method} map", args.quiet):
+        m = embedding_map(
+            load_tables(state),
+            side=side,
+            projection=projection,
+            color=color,
+            groups=groups,
+            analysis=analysis,
+            n_labels=args.labels,
+            min_freq=args.min_freq,
+            include_specials=args.specials,
+        )
+        if format == "html":
+            write_text(map_html(m), path)
+        else:
+            save_figure(map_figure(m), path, format)
     seconds = time.perf_counter() - started
     note(f"{len(m.words)} tokens, {m.method}, coloured by {color}; {seconds:.1f} s")
     print(path)
@@ -149,19 +152,20 @@ def _plot_movement(args) -> int:
     side = args.side or "src"
     path, format = _output(args, run_dir, f"movement-{side}", MOVEMENT_FORMATS)
     started = time.perf_counter()
-    frames = movement_frames(
-        run_dir,
-        state[f"{side}_vocab"],
-        side=side,
-        projection=_projection(args, "pca"),
-        min_freq=args.min_freq,
-    )
-    if format == "gif":
-        write_gif(frames, path, args.frames)
-    elif format == "html":
-        write_text(standalone_html(movement_plotly(frames, args.frames)), path)
-    else:
-        save_figure(movement_figure(frames, args.panels), path, format)
+    with progress("drawing the movement over training", args.quiet):
+        frames = movement_frames(
+            run_dir,
+            state[f"{side}_vocab"],
+            side=side,
+            projection=_projection(args, "pca"),
+            min_freq=args.min_freq,
+        )
+        if format == "gif":
+            write_gif(frames, path, args.frames)
+        elif format == "html":
+            write_text(standalone_html(movement_plotly(frames, args.frames)), path)
+        else:
+            save_figure(movement_figure(frames, args.panels), path, format)
     seconds = time.perf_counter() - started
     note(
         f"{len(frames.words)} words x {len(frames.epochs)} snapshots, "
@@ -194,8 +198,18 @@ def cmd_attention(args) -> int:
 
 def register(commands) -> None:
     """Register ``plot`` and ``attention``."""
-    plot = commands.add_parser(
-        "plot", help="embedding map (t-SNE, PCA, UMAP) or movement over training"
+    plot = add_command(
+        commands,
+        "plot",
+        "embedding map (t-SNE, PCA, UMAP) or movement over training",
+        "Draw a run's embeddings in 2-D, coloured by topic group, by frequency "
+        "or by whether the analysis found a word's neighbours above chance; "
+        "--side both maps the target table into the source space through the "
+        "alignment and joins dictionary pairs. With --movement, the per-epoch "
+        "snapshots as small multiples, a GIF or an HTML animation. Prints the "
+        "path written on stdout.",
+        "seqembed plot runs/demo --groups builtin --out map.svg\n"
+        "seqembed plot runs/demo --movement --format gif",
     )
     add_run(plot, "run directory or checkpoint")
     _add_map_options(plot)
@@ -205,33 +219,42 @@ def register(commands) -> None:
         choices=MOVEMENT_FORMATS,
         help="default: the --out suffix, else png (gif: --movement only)",
     )
-    plot.add_argument("--out", help="file (default RUN/figures/...)")
+    add_out_file(plot, "RUN/figures/embeddings-SIDE-PROJECTION.FORMAT, rewritten")
     _add_movement_options(plot)
     plot.set_defaults(func=cmd_plot)
 
-    attention = commands.add_parser(
-        "attention", help="attention heatmap of one translated sentence"
+    attention = add_command(
+        commands,
+        "attention",
+        "attention heatmap of one translated sentence",
+        "Translate one source sentence greedily and draw the attention weights "
+        "of each output word over the source words (a model trained with "
+        "luong or bahdanau attention). Prints the path written on stdout.",
+        "seqembed attention runs/demo 我爱自然语言处理 --out attention.svg",
     )
     add_run(attention, "run directory or checkpoint")
     attention.add_argument("text", metavar="TEXT", help="a source sentence")
-    attention.add_argument("--format", choices=MAP_FORMATS[:3])
-    attention.add_argument("--out", help="file (default RUN/figures/attention.png)")
+    attention.add_argument(
+        "--format",
+        choices=MAP_FORMATS[:3],
+        help="default: the --out suffix, else png",
+    )
+    add_out_file(attention, "RUN/figures/attention.png, rewritten")
     attention.set_defaults(func=cmd_attention)
 
 
 def _add_map_options(plot) -> None:
     """What is on the map: the side, the colours, the labels, the words."""
-    plot.add_argument(
-        "--side",
-        choices=("src", "tgt", "both"),
-        help="default src; both: target mapped into the source "
-        "space by the alignment, dictionary pairs joined",
-    )
-    plot.add_argument(
+    add_side(
+        plot, None, " (default src); with both, the target table is mapped into "
+        "the source space by the alignment and dictionary pairs are joined",
+    )  # fmt: skip
+    color = plot.add_argument(
         "--color",
         choices=("group", "frequency", "chance"),
         help="default: group when groups are known, else frequency",
     )
+    alias(plot, color, "--colour")
     plot.add_argument(
         "--groups",
         help="topic groups: a YAML file, builtin or design "
@@ -239,36 +262,39 @@ def _add_map_options(plot) -> None:
     )
     plot.add_argument(
         "--analysis",
+        metavar="FILE",
         help="analysis.json for --color chance (default RUN/analysis/analysis.json)",
     )
     plot.add_argument(
         "--labels",
         type=int,
+        action=count(0),
         default=40,
         metavar="N",
         help="label every word up to N per side, else the N most frequent (default 40)",
     )
-    plot.add_argument("--min-freq", type=int, default=1, metavar="N")
-    plot.add_argument(
-        "--no-specials", action="store_true", help="leave out <SOS>, <EOS>, <UNK>"
-    )
+    add_min_freq(plot)
+    add_specials(plot, default=True)
 
 
 def _add_projection_options(plot) -> None:
-    plot.add_argument(
-        "--method",
-        choices=("tsne", "pca", "umap"),
-        help="default tsne (pca with --movement)",
-    )
+    add_projection(plot, None, "how the map places words (default tsne; pca with "
+                   "--movement)")  # fmt: skip
     plot.add_argument(
         "--perplexity",
         type=float,
+        action=bounded(0, above=True),
         default=30.0,
-        help="t-SNE perplexity, capped at (words - 1) / 3",
+        help="t-SNE perplexity, capped at (words - 1) / 3 (default %(default)s)",
     )
-    plot.add_argument("--random-state", type=int, default=0)
+    add_seed(plot, "seed of the projection")
     plot.add_argument(
-        "--threads", type=int, default=1, help="threads for t-SNE (default 1)"
+        "--threads",
+        type=int,
+        action=count(1),
+        default=1,
+        metavar="N",
+        help="threads for t-SNE (default 1)",
     )
 
 
@@ -281,12 +307,17 @@ def _add_movement_options(plot) -> None:
     plot.add_argument(
         "--panels",
         type=int,
+        action=count(2),
         default=9,
-        help="snapshots drawn with --movement (default 9)",
+        metavar="N",
+        help="snapshots drawn with --movement, at least 2 (default 9)",
     )
     plot.add_argument(
         "--frames",
         type=int,
+        action=count(2),
         default=60,
-        help="most snapshots in a --movement GIF or HTML animation (default 60)",
+        metavar="N",
+        help="most snapshots in a --movement GIF or HTML animation, at least 2 "
+        "(default 60)",
     )

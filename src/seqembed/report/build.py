@@ -44,6 +44,7 @@ ANALYSIS_FILE = "analysis/analysis.json"
 class ReportSettings:
     sides: tuple[str, ...] = ("src", "tgt")  # which embeddings the map shows
     max_words: int = 3000  # words on the map per side, most frequent first
+    min_freq: int = 1  # words seen fewer times in training are left off the map
     projection: str = "tsne"  # projection.METHODS
     n_samples: int = 8  # sample translations shown
     random_state: int = 0
@@ -106,7 +107,7 @@ def build_report(
         "map": {
             side: map_side(
                 side,
-                tables[side].words(),
+                tables[side].words(settings.min_freq),
                 settings.max_words,
                 settings.projection,
                 settings.random_state,

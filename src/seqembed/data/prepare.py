@@ -133,7 +133,9 @@ def _named_skips(
             empty = False
             yield pair
     except InputError as error:
-        if empty and error.line is None and skips.total:  # not a bad line
+        # Lines skipped for a setting (too long): name the key; a file of
+        # blank lines keeps the corpus's own message, which names the file.
+        if empty and error.line is None and skips.reasons["too long"]:
             raise no_pairs_left(skips, read_reasons(config)) from None
         raise
 

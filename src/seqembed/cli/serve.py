@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     except cli.InputError as error:
         print(f"seqembed: error: {error}", file=sys.stderr, flush=True)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while the models load
+        print("seqembed: interrupted", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from seqembed.errors import InputError
+from seqembed.nmt.checkpoint import resolve_checkpoint
 from seqembed.serve.models import ServedModel
 from seqembed.serve.settings import ServeSettings
 
@@ -119,22 +120,27 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def load_models(runs: list[str | Path]) -> list[ServedModel]:
+    """Every run, checked for a checkpoint and a unique name before any is
+    loaded, so a mistake in the last one costs no loading time."""
     if not runs:
         raise InputError("give at least one run directory to serve")
-    models: dict[str, ServedModel] = {}
+    checkpoints: dict[str, Path] = {}
     for run in runs:
-        model = ServedModel.load(run)
-        if model.id in models:
+        checkpoint = resolve_checkpoint(Path(run))
+        name = checkpoint.parent.name
+        if name in checkpoints:
             raise InputError(
-                f"two runs are named {model.id!r} (a model's id is its folder's "
+                f"two runs are named {name!r} (a model's id is its folder's "
                 "name): rename one",
                 run,
             )
-        models[model.id] = model
+        checkpoints[name] = checkpoint
+    models = [ServedModel.load(checkpoint) for checkpoint in checkpoints.values()]
+    for model in models:
         bleu = model.score_test_split()
         if bleu is not None:
             log.info("%s: test BLEU %.2f (greedy)", model.id, bleu)
-    return list(models.values())
+    return models
 
 
 class _Server:

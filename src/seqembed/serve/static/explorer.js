@@ -220,7 +220,10 @@
     };
   }
 
-  const plainAxes = { xaxis: { visible: false }, yaxis: { visible: false, scaleanchor: "x" } };
+  // A new object each time: plotly keeps (and zooms) the layout it is given.
+  function plainAxes() {
+    return { xaxis: { visible: false }, yaxis: { visible: false, scaleanchor: "x" } };
+  }
 
   async function loadMap() {
     const side = document.querySelector("input[name=map-side]:checked").value;
@@ -231,7 +234,7 @@
     mapIndex = new Map(map.words.map((w, i) => [w, i]));
     await Plotly.newPlot($("map"), [wordsTrace(map, (i) => mapHover(map, i)), ring(20, "#d62728")],
       withFont(Object.assign({ margin: { l: 5, r: 5, t: 5, b: 5 }, hovermode: "closest", showlegend: false,
-        hoverlabel: { align: "left" } }, plainAxes)), plotConfig);
+        hoverlabel: { align: "left" } }, plainAxes())), plotConfig);
     $("map").on("plotly_hover", function (event) {
       const point = event.points.find((p) => p.curveNumber === 0);
       if (point) showMapWord(point.pointIndex);
@@ -301,7 +304,7 @@
           "<br>neighbours shared " + Math.round(100 * c.overlap[i]) + "%");
       await Plotly.newPlot(div, [trace, ring(20, "#d62728")], withFont(Object.assign({
         title: { text: esc(space.label), font: { size: 14 } }, margin: { l: 5, r: 5, t: 40, b: 5 },
-        hovermode: "closest", showlegend: false }, plainAxes)), plotConfig);
+        hovermode: "closest", showlegend: false }, plainAxes())), plotConfig);
       div.on("plotly_hover", function (event) {
         const point = event.points.find((p) => p.curveNumber === 0);
         if (point) showCompareWord(point.pointIndex);

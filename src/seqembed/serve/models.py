@@ -71,6 +71,10 @@ class ServedModel:
             self.tables[side] = trained[side].words(min_freq=0)
             if side in initial:
                 self.initial[side] = initial[side].select(self.tables[side].tokens)
+        # The decoder's weights packed for decoding, once: they never change
+        # here, and packing them costs more than decoding a small batch.
+        self.translator.model.eval()
+        self._packed = self.translator.model.decoder.decoding_weights()
         self.test_bleu: float | None = None
         self._states: ContextualStates | None = None
         self._word_reports: OrderedDict[str, dict] = OrderedDict()
@@ -162,8 +166,7 @@ class ServedModel:
             return results
         lengths = [len(x) for x in ids]
         batch_size = batch_size or decode.batch_size
-        model.eval()
-        packed = model.decoder.decoding_weights()
+        packed = self._packed
         bf16 = decode.precision == "bf16"
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             for index in epoch_batches(lengths, lengths, batch_size, 0, 0, False):

@@ -7,7 +7,8 @@ load, beside offline batch decoding of the same model in the same run.
 1. Offline: RUN's test sentences (RUN/data/test.tsv) translated greedily in
    one call (Translator.translate, decode.batch_size a batch): sentences/s.
 2. The server on a free loopback port (`python -m seqembed.cli.serve`),
-   warmed up with 50 requests; its resident memory (RSS) is read then.
+   warmed up for 5 s at the offline rate; its resident memory (RSS) is
+   read then.
 3. For each rate (the fractions times the offline rate): requests of one
    test sentence each, arriving as a Poisson process (exponential gaps from
    a fixed seed, sent at their time whatever is still unanswered: an open
@@ -254,7 +255,9 @@ def main() -> int:
           f"({len(sentences)} test sentences, one call)")  # fmt: skip
 
     server = ServerProcess(args.run, args.settings)
-    asyncio.run(one_rate(server.address, sentences, 20, 2.5, 50, 60))  # warm-up
+    # Warm-up: 5 s at the offline rate, so batches of every size have been
+    # decoded before the memory is read.
+    asyncio.run(one_rate(server.address, sentences, offline, 5, 10**6, 120))
     rss_warm = server.rss_mb()
     print(f"server RSS after warm-up: {rss_warm:.0f} MB")
     print(f"{'offered':>8} {'sent':>7} {'sent/s':>10} {'p50 ms':>8} {'p95 ms':>8} "

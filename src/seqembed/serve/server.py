@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import ipaddress
 import logging
 import signal
@@ -59,6 +60,11 @@ def serve(
     sock = bind(host, port)
     try:
         models = load_models(runs)
+        # What loading made (jieba's dictionary, vocabularies) lives as long
+        # as the server: out of the collector's sight, so a full collection
+        # does not walk a million objects while a request waits.
+        gc.collect()
+        gc.freeze()
         registry = Registry.start(models, settings)
         app = create_app(registry, cors)
         config = uvicorn.Config(

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from seqembed.serve import memory
 from seqembed.serve.models import ServedModel, Translated
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def _settle(future: asyncio.Future, value: Any, error: BaseException | None):
 
 
 _STOP = object()
+TRIM_AFTER_IDLE_S = 0.5  # a worker idle this long trims the heap (once)
 
 
 class ModelWorker:
@@ -131,10 +133,18 @@ class ModelWorker:
         )
 
     def _serve(self) -> None:
+        worked = False  # since the last trim
         while True:
-            job = self._next()
+            try:
+                job = self._next(TRIM_AFTER_IDLE_S)
+            except queue.Empty:  # idle: give the freed heap back, once
+                if worked:
+                    memory.trim()
+                    worked = False
+                continue
             if job is _STOP:
                 return
+            worked = True
             if job.future.done():  # timed out while waiting: not started
                 continue
             if job.call is not None:

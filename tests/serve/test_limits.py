@@ -103,8 +103,8 @@ def slow_server(builtin_run):
     assert started.stop() == 0, "\n".join(started.lines)
 
 
-# Sentences that take the built-in model seconds to decode.
-LONG_JOB = {"text": ["今天天气很好，我们一起去学习中文。" * 20] * 48, "beam": 10}
+# Sentences that take the built-in model seconds to decode, several times.
+LONG_JOB = {"text": ["今天天气很好，我们一起去学习中文。" * 20] * 256, "beam": 10}
 
 
 def busy(server) -> bool:
@@ -113,13 +113,14 @@ def busy(server) -> bool:
 
 
 def test_a_request_waiting_too_long_is_503_and_the_worker_goes_on(slow_server):
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        slow = pool.submit(slow_server.post, "/translate", LONG_JOB)
-        # The long job is decoding: the next one waits behind it.
+    with concurrent.futures.ThreadPoolExecutor(7) as pool:
+        slow = [pool.submit(slow_server.post, "/translate", LONG_JOB) for _ in range(6)]
+        # The long jobs are decoding or queued: the next one waits behind them.
         wait_until(lambda: busy(slow_server))
         queued = pool.submit(slow_server.post, "/translate", {"text": "你好"})
         assert_error(queued.result(), 503, None, "did not answer within 0.5 s")
-        assert_error(slow.result(), 503)
+        for job in slow:
+            assert_error(job.result(), 503)
 
     def answered():
         answer = slow_server.post("/translate", {"text": "你好"})

@@ -30,6 +30,7 @@ from seqembed.analysis.contextual import (
     training_sentences,
 )
 from seqembed.data.batches import collate, epoch_batches
+from seqembed.data.prepare import read_splits
 from seqembed.data.vocab import SPECIALS, UNK
 from seqembed.errors import InputError
 from seqembed.nmt.checkpoint import load_checkpoint, load_tables, resolve_checkpoint
@@ -119,8 +120,6 @@ class ServedModel:
     def score_test_split(self) -> float | None:
         """BLEU of greedy translations of the run's test split (RUN/data/
         test.tsv), kept for ``info``; None when the run has no test split."""
-        from seqembed.data.prepare import read_splits
-
         test = read_splits(self.run_dir, ("test",))["test"]
         if not test:
             return None

@@ -47,7 +47,8 @@ def serve(
     """Serve ``runs`` until SIGTERM or SIGINT; returns the exit status (0)."""
     import uvicorn
 
-    from seqembed.serve.app import Registry, create_app
+    from seqembed.serve.app import create_app
+    from seqembed.serve.registry import Registry
 
     settings = settings or ServeSettings()
     check_device(device)

@@ -190,3 +190,14 @@ def test_no_request_leaves_the_server(browser, server):
     assert any(url.endswith("/static/plotly.min.js") for url in requests)
     assert page.evaluate("document.fonts.check('16px seqembed-cjk', '天气')")
     assert errors == []
+
+
+def test_the_api_docs_render_offline(browser, server):
+    page, requests, errors = browser
+    before = len(requests)
+    page.goto(server.url + "/docs")
+    page.wait_for_selector(".swagger-ui .opblock")
+    assert "/translate" in page.locator(".swagger-ui").text_content()
+    outside = [u for u in requests[before:] if not u.startswith(server.url + "/")]
+    assert [u for u in outside if not u.startswith("data:")] == []
+    assert errors == []

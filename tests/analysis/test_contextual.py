@@ -9,11 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqembed.analysis.contextual import (
-    ContextualStates,
-    mean_cosine,
-    self_similarity,
-)
+from seqembed.analysis.contextual import ContextualStates, mean_cosine, self_similarity
 from seqembed.analysis.words import is_content_word, training_sentences
 from seqembed.data.prepare import read_splits
 from seqembed.data.segment import ChineseSegmenter

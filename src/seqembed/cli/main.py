@@ -24,6 +24,7 @@ from seqembed.cli import (
     demo_command,
     export,
     report,
+    serve,
     train,
     translate,
     visual,
@@ -36,7 +37,17 @@ from seqembed.nmt.cpu.openmp import choose_wait_policy
 log = logging.getLogger("seqembed")
 
 # In the order `seqembed --help` lists them.
-FAMILIES = (demo_command, train, translate, data, analysis, export, visual, report)
+FAMILIES = (
+    demo_command,
+    train,
+    translate,
+    data,
+    analysis,
+    export,
+    visual,
+    report,
+    serve,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,13 @@
+"""``seqembed serve``: models loaded once, asked many times over HTTP.
+
+settings   ServeSettings (serve.* keys, each with its range)
+models     ServedModel: the one seam to the library (translate, attention,
+           encoder states, embedding tables)
+workers    one thread per model, micro-batching its translations
+explore    neighbours, similarity, analogy beside their chance levels
+compare    the embedding map, and two spaces side by side
+http       errors as JSON, the body limit, security headers
+page       the explorer page and its assets (static/)
+app        the FastAPI routes
+server     bind, load, serve, stop on SIGTERM / Ctrl-C
+"""

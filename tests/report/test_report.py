@@ -12,7 +12,8 @@ from helpers import assert_clean_error, seqembed
 
 from seqembed.nmt.checkpoint import load_checkpoint, load_tables, resolve_checkpoint
 from seqembed.nmt.evaluation import Attention
-from seqembed.report.build import attention_figure, curve_figure, write_report
+from seqembed.report.build import attention_figure, write_report
+from seqembed.report.curve import curve_figure
 from seqembed.report.html import script_json
 from seqembed.report.map_data import map_side, nearest_words
 from seqembed.vectors.table import EmbeddingTable

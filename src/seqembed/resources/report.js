@@ -37,9 +37,12 @@
   const sides = Object.keys(data.map);
   if (!mapDiv || sides.length === 0) return;
 
-  // Traces: one per side (only the current one visible), then two overlays.
+  // Traces: one per side (only the current one visible), the two rings of a
+  // found word and its neighbours, and the labels.
   const FOUND = sides.length;
   const NEAR = sides.length + 1;
+  const LABELS = sides.length + 2;
+  const RING = { found: [22, "#d62728", 3], near: [14, "#ff7f0e", 2] };
   const indexes = {};
   for (const side of sides) {
     indexes[side] = new Map(data.map[side].words.map((w, i) => [w, i]));
@@ -85,16 +88,11 @@
     const m = data.map[side];
     return {
       type: "scatter",
-      mode: "markers+text",
+      mode: "markers",
       name: SIDE_NAMES[side] || side,
       visible: side === current,
       x: m.x,
       y: m.y,
-      // chooseLabels fills in what fits; a blank, not "", or plotly skips the
-      // text layer and never draws the labels restyled in later.
-      text: m.words.map(() => " "),
-      textposition: "top center",
-      textfont: { size: LABEL_SIZE, color: "#333" },
       hovertext: m.words.map((w, i) => hoverText(m, i)),
       hoverinfo: "text",
       marker: {
@@ -126,22 +124,37 @@
 
   // Rings with labels below, so a found word and its neighbours are named
   // even where the map does not label them.
-  function overlay(size, color, width) {
+  function overlay([size, color, width]) {
+    return {
+      type: "scatter",
+      mode: "markers",
+      x: [],
+      y: [],
+      hoverinfo: "skip",
+      marker: { size: size, color: "rgba(0,0,0,0)", line: { color: color, width: width } },
+    };
+  }
+
+  // The labels of the current view, all in one trace of their own, rebuilt
+  // whole by chooseLabels: plotly keeps no text element for a point whose
+  // text was "" and does not draw one restyled in later. Invisible markers
+  // of the points' sizes keep each label clear of its point or ring.
+  function labelTrace() {
     return {
       type: "scatter",
       mode: "markers+text",
       x: [],
       y: [],
       text: [],
-      textposition: "bottom center",
-      textfont: { size: 12, color: color },
+      textposition: [],
+      textfont: { size: LABEL_SIZE, color: [] },
+      marker: { size: [], color: "rgba(0,0,0,0)" },
       hoverinfo: "skip",
-      marker: { size: size, color: "rgba(0,0,0,0)", line: { color: color, width: width } },
     };
   }
 
   const traces = sides.map(sideTrace);
-  traces.push(overlay(22, "#d62728", 3), overlay(14, "#ff7f0e", 2));
+  traces.push(overlay(RING.found), overlay(RING.near), labelTrace());
   const MARGIN = { l: 10, r: 10, t: 24, b: 10 };
   const layout = withFont({
     height: mapHeight(current),
@@ -180,31 +193,68 @@
   // Labels in the order the report chose (content words first, then by
   // frequency), each only where its box overlaps no label placed before:
   // as many as fit, never one over another. Again after every zoom.
+  let focus = null; // {side, i, near: [j, ...]} while a word is ringed
+
   function chooseLabels(side) {
     const m = data.map[side];
-    const k = sides.indexOf(side);
     const xa = mapDiv._fullLayout.xaxis, ya = mapDiv._fullLayout.yaxis;
     const [x0, x1] = xa.range, [y0, y1] = ya.range;
     measure.font = LABEL_SIZE + "px " + fontFamily;
     const boxes = [];
-    const text = m.words.map(() => "");
-    for (const i of m.label_order) {
-      if (boxes.length >= MAX_LABELS) break;
-      if (m.x[i] < x0 || m.x[i] > x1 || m.y[i] < Math.min(y0, y1) || m.y[i] > Math.max(y0, y1)) continue;
+    // The box a label of point i would take, or null where it would leave
+    // the plot or cover a label placed before. "top center" labels sit above
+    // their marker, the rings' "bottom center" ones below (gap: the ring).
+    function place(i, below) {
+      if (m.x[i] < x0 || m.x[i] > x1 || m.y[i] < Math.min(y0, y1) || m.y[i] > Math.max(y0, y1)) return false;
       const px = xa.l2p(m.x[i]), py = ya.l2p(m.y[i]);
       // The font's ascent and descent (Noto Sans SC: 1.16 + 0.29 em) and a
       // little air: the box the browser draws, or a bit more.
       const w = measure.measureText(m.words[i]).width + 4;
       const h = Math.ceil(LABEL_SIZE * 1.5) + 2;
-      // "top center": the text sits centred above its marker.
-      const box = [px - w / 2, py - 5 - h, px + w / 2, py - 5];
-      if (box[0] < 0 || box[2] > xa._length || box[1] < -MARGIN.t) continue;
-      if (boxes.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3])) continue;
+      const box = below ? [px - w / 2, py + below, px + w / 2, py + below + h]
+        : [px - w / 2, py - 5 - h, px + w / 2, py - 5];
+      // Inside the plot: plotly clips text at its edges.
+      if (box[0] < 0 || box[2] > xa._length || box[1] < 0 || box[3] > ya._length) return false;
+      if (boxes.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3])) return false;
       boxes.push(box);
-      text[i] = esc(m.words[i]);
+      return true;
     }
-    m.labelled = boxes.length;
-    Plotly.restyle(mapDiv, { text: [text] }, [k]);
+    const labels = { x: [], y: [], text: [], position: [], color: [], size: [] };
+    function add(i, ring) {
+      labels.x.push(m.x[i]);
+      labels.y.push(m.y[i]);
+      labels.text.push(esc(m.words[i]));
+      labels.position.push(ring ? "bottom center" : "top center");
+      labels.color.push(ring ? ring[1] : "#333");
+      labels.size.push(ring ? ring[0] : 7);
+    }
+    // A ringed word and its neighbours first: they are what was asked for.
+    const ringed = focus && focus.side === side ? focus : null;
+    if (ringed) {
+      if (place(ringed.i, 13)) add(ringed.i, RING.found);
+      for (const j of ringed.near) if (place(j, 9)) add(j, RING.near);
+    }
+    const skip = new Set(ringed ? [ringed.i, ...ringed.near] : []);
+    let labelled = 0;
+    for (const i of m.label_order) {
+      if (labelled >= MAX_LABELS) break;
+      if (skip.has(i) || !place(i, 0)) continue;
+      add(i, null);
+      labelled += 1;
+    }
+    m.labelled = labelled;
+    Plotly.restyle(
+      mapDiv,
+      {
+        x: [labels.x],
+        y: [labels.y],
+        text: [labels.text],
+        textposition: [labels.position],
+        "textfont.color": [labels.color],
+        "marker.size": [labels.size],
+      },
+      [LABELS],
+    );
     describeSide(side);
   }
 
@@ -275,8 +325,9 @@
 
   function switchSide(side) {
     current = side;
+    focus = null;
     Plotly.restyle(mapDiv, { visible: sides.map((s) => s === side) }, sides.map((s, k) => k));
-    Plotly.restyle(mapDiv, { x: [[], []], y: [[], []], text: [[], []] }, [FOUND, NEAR]);
+    Plotly.restyle(mapDiv, { x: [[], []], y: [[], []] }, [FOUND, NEAR]);
     Plotly.relayout(mapDiv, {
       height: mapHeight(side),
       "xaxis.range": padded(data.map[side].x),
@@ -304,24 +355,33 @@
     const near = m.neighbours[i]
       .map((pair) => indexes[side].get(pair[0]))
       .filter((j) => j !== undefined);
+    focus = { side: side, i: i, near: near };
     Plotly.restyle(
       mapDiv,
       {
         x: [[m.x[i]], near.map((j) => m.x[j])],
         y: [[m.y[i]], near.map((j) => m.y[j])],
-        text: [[esc(m.words[i])], near.map((j) => esc(m.words[j]))],
       },
       [FOUND, NEAR],
     );
     const xs = [m.x[i], ...near.map((j) => m.x[j])];
     const ys = [m.y[i], ...near.map((j) => m.y[j])];
-    // At least a tenth of the map across, centred on the word's group.
+    // At least a tenth of the map across, centred on the word's group, in
+    // the shape of the whole map (one unit across as long as up: a square
+    // view would shrink the plot to a square).
     const half = Math.max(0.6 * Math.max(span(xs), span(ys)), 0.05 * Math.max(span(m.x), span(m.y)));
-    const cx = (Math.min(...xs) + Math.max(...xs)) / 2;
-    const cy = (Math.min(...ys) + Math.max(...ys)) / 2;
+    const [fullX, fullY] = [padded(m.x), padded(m.y)];
+    const aspect = span(fullX) / span(fullY);
+    let [hx, hy] = aspect >= 1 ? [half * aspect, half] : [half, half / aspect];
+    // Never wider than the whole map, and inside it: no zooming out.
+    const shrink = Math.min(1, span(fullX) / (2 * hx));
+    [hx, hy] = [hx * shrink, hy * shrink];
+    const within = (c, h, [low, high]) => Math.min(Math.max(c, low + h), high - h);
+    const cx = within((Math.min(...xs) + Math.max(...xs)) / 2, hx, fullX);
+    const cy = within((Math.min(...ys) + Math.max(...ys)) / 2, hy, fullY);
     Plotly.relayout(mapDiv, {
-      "xaxis.range": [cx - half, cx + half],
-      "yaxis.range": [cy - half, cy + half],
+      "xaxis.range": [cx - hx, cx + hx],
+      "yaxis.range": [cy - hy, cy + hy],
     });
     showWord(side, i);
   }

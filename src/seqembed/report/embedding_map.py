@@ -93,11 +93,7 @@ def embedding_map(
     xy = projection.fit_transform(vectors)
     freqs = np.concatenate([table.freqs for table in chosen.values()])
     special = np.array([w in SPECIALS for w in words])
-    categories = None
-    if color == "group":
-        categories = group_categories(words, groups or {}, links)
-    elif color == "chance":
-        categories = chance_categories(words, sides, analysis)
+    categories = _categories(color, words, sides, groups, analysis, links)
     names = " and ".join(SIDE_NAMES[s].split(" (")[0] for s in chosen)
     first, last = _label_preferences(words, special, categories, color)
     labelled = label_mask(freqs, sides, special, n_labels, first, last)
@@ -116,6 +112,14 @@ def embedding_map(
         label_rank=label_ranks(freqs, special, first, last),
         label_note=_label_note(labelled, special, sides, first, last),
     )
+
+
+def _categories(color, words, sides, groups, analysis, links) -> list[str] | None:
+    if color == "group":
+        return group_categories(words, groups or {}, links)
+    if color == "chance":
+        return chance_categories(words, sides, analysis)
+    return None
 
 
 def _label_preferences(words, special, categories, color):

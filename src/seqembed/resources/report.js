@@ -157,7 +157,7 @@
   traces.push(overlay(RING.found), overlay(RING.near), labelTrace());
   const MARGIN = { l: 10, r: 10, t: 24, b: 10 };
   const layout = withFont({
-    height: mapHeight(current),
+    height: fitHeight(current),
     margin: MARGIN,
     hovermode: "closest",
     showlegend: false,
@@ -184,6 +184,14 @@
     const ratio = span(m.y) / span(m.x);
     const height = Math.round(width * ratio + MARGIN.t + MARGIN.b);
     return Math.min(820, Math.max(380, height));
+  }
+
+  // The div takes the height too: plotly's responsive resize measures the
+  // div, and a div of min-height would shrink the map to it.
+  function fitHeight(side) {
+    const height = mapHeight(side);
+    mapDiv.style.height = height + "px";
+    return height;
   }
 
   // ------------------------------------------------------------ labels
@@ -329,7 +337,7 @@
     Plotly.restyle(mapDiv, { visible: sides.map((s) => s === side) }, sides.map((s, k) => k));
     Plotly.restyle(mapDiv, { x: [[], []], y: [[], []] }, [FOUND, NEAR]);
     Plotly.relayout(mapDiv, {
-      height: mapHeight(side),
+      height: fitHeight(side),
       "xaxis.range": padded(data.map[side].x),
       "yaxis.range": padded(data.map[side].y),
     });
@@ -403,6 +411,15 @@
     highlight(side, hit);
     status.textContent = "found “" + data.map[side].words[hit] + "”, " + (SIDE_NAMES[side] || side);
   }
+
+  // A new width (the window, a screenshot of the whole page): a new height.
+  window.addEventListener("resize", function () {
+    const height = mapHeight(current);
+    if (Math.abs(height - mapDiv._fullLayout.height) > 1) {
+      mapDiv.style.height = height + "px";
+      Plotly.relayout(mapDiv, { height: height });
+    }
+  });
 
   // After a zoom, pan or side switch: the labels that fit the new view.
   mapDiv.on("plotly_relayout", function (change) {

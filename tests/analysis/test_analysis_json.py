@@ -6,39 +6,17 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 from importlib import resources
 
 import pytest
-import torch
+from analysed import BUILTIN_SETTINGS, SEED_SETTINGS
 from jsonschema import Draft202012Validator
 
-from seqembed.analysis.run import (
-    DESIGN_GROUPS,
-    DESIGN_PAIRS,
-    analyze_run,
-    builtin_groups,
-    schema,
-)
+from seqembed.analysis.run import analyze_run, schema
 from seqembed.analysis.settings import AnalysisSettings
 from seqembed.analysis.stability import stability_report
 from seqembed.cli.demo import demo_config, seed_pairs
 from seqembed.nmt.training import train
-
-SEED_SETTINGS = AnalysisSettings(
-    sides=("src",),
-    groups=DESIGN_GROUPS,
-    pairs=tuple(DESIGN_PAIRS),
-    top_n=8,
-    # 今天 occurs once: its self-similarity is null, with a reason.
-    context_words=("很", "今天"),
-)
-BUILTIN_SETTINGS = AnalysisSettings(
-    # "tiny" has one word in the vocabulary: its figures are null.
-    groups={**builtin_groups(), "tiny": ["天气", "不存在"]},
-    pairs=(("天气", "下雨"), ("学习", "不存在"), ("weather", "rain")),
-    top_n=10,
-)
 
 
 def resource_schema(name: str) -> dict:
@@ -79,31 +57,7 @@ def assert_plain_json(data, path: str = "") -> None:
 
 
 # ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def seed_result(seed_run) -> dict:
-    return analyze_run(seed_run, SEED_SETTINGS)
-
-
-@pytest.fixture(scope="module")
-def builtin_result(builtin_run) -> dict:
-    return analyze_run(builtin_run, BUILTIN_SETTINGS)
-
-
-@pytest.fixture(scope="module")
-def bare_result(seed_run, tmp_path_factory) -> dict:
-    """The seed run without its initial embeddings and per-epoch snapshots:
-    every initial_* figure and the movement sections are null."""
-    run_dir = tmp_path_factory.mktemp("bare") / "run"
-    shutil.copytree(seed_run, run_dir, ignore=shutil.ignore_patterns("embeddings"))
-    for name in ("best.pt", "last.pt"):
-        path = run_dir / name
-        if path.is_file():
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            state.pop("initial_embeddings", None)
-            torch.save(state, path)
-    return analyze_run(run_dir, SEED_SETTINGS)
+# seed_result, builtin_result, bare_result: tests/analysis/conftest.py
 
 
 @pytest.fixture(scope="module")

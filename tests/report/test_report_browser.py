@@ -246,3 +246,134 @@ def test_chinese_is_drawn_with_real_glyphs(browser):
     page.locator("#map").scroll_into_view_if_needed()
     shot = Image.open(io.BytesIO(page.locator(label).first.screenshot())).convert("L")
     assert (np.asarray(shot) < 160).sum() > 10
+
+
+# ----------------------------------------------- what the page says
+
+
+def test_the_page_names_its_checkpoint_and_has_contents(browser):
+    page, _, _ = browser
+    assert page.locator("#checkpoint").text_content().startswith("Checkpoint best.pt")
+    links = page.eval_on_selector_all(
+        "#contents a", "links => links.map(a => a.getAttribute('href'))"
+    )
+    assert len(links) > 10 and all(link.startswith("#") for link in links)
+    for link in links:
+        assert page.locator(link).count() == 1, link
+    target = next(link for link in links if link.endswith("most-similar-pairs"))
+    page.locator(f"#contents a[href='{target}']").click()
+    page.wait_for_function(
+        "(id) => Math.abs(document.querySelector(id).getBoundingClientRect().top) < 40",
+        arg=target,
+    )
+
+
+def test_long_tables_are_folded_and_short_ones_are_not(browser):
+    page, _, _ = browser
+    tables = page.evaluate(
+        """() => [...document.querySelectorAll('#analysis table')].map(t => ({
+            rows: t.tBodies[0].rows.length,
+            folded: !!t.closest('details.fold'),
+            open: t.closest('details.fold') ? t.closest('details').open : null}))"""
+    )
+    assert any(t["folded"] for t in tables) and any(not t["folded"] for t in tables)
+    for table in tables:
+        assert table["folded"] == (table["rows"] > 12), table
+        assert table["open"] in (None, False)
+    header = page.eval_on_selector(
+        "#analysis table th",
+        "th => [...th.parentNode.children].map(c => c.textContent)",
+    )
+    assert header == ["figure", "value", "chance level", "p", "tested against",
+                      "verdict"]  # fmt: skip
+
+
+def test_curve_axes_start_at_zero_and_overfitting_is_marked(browser, builtin_run):
+    from seqembed.nmt.metrics_log import read_metrics
+
+    page, _, _ = browser
+    axes = page.evaluate(
+        """() => { const L = document.getElementById('curve')._fullLayout;
+        return ['yaxis', 'yaxis2'].map(a => ({range: L[a].range,
+            ticks: L[a]._vals.map(v => v.x), dtick: L[a].dtick})); }"""
+    )
+    for axis in axes:
+        assert axis["range"][0] == 0 and min(axis["ticks"]) == 0
+        step = axis["dtick"]
+        assert round(step / 10 ** np.floor(np.log10(step)), 9) in (1, 2, 5)
+        assert all(abs(t / step - round(t / step)) < 1e-9 for t in axis["ticks"])
+    metrics = read_metrics(builtin_run)
+    lowest = min(range(len(metrics)), key=lambda i: metrics[i]["valid_loss"])
+    marks = page.locator("#curve .annotation-text").all_text_contents()
+    assert marks == [f"overfitting from epoch {metrics[lowest + 1]['epoch']}"]
+
+
+def boxes(page, selector: str) -> list[dict]:
+    return page.eval_on_selector_all(
+        selector,
+        """nodes => nodes.filter(n => n.textContent.trim()).map(n => {
+            const b = n.getBoundingClientRect();
+            return {l: b.left, r: b.right, t: b.top, b: b.bottom,
+                    text: n.textContent}; })""",
+    )
+
+
+def overlap(a: dict, b: dict) -> bool:
+    return a["l"] < b["r"] and b["l"] < a["r"] and a["t"] < b["b"] and b["t"] < a["b"]
+
+
+def test_map_fills_its_area_and_its_labels_never_overlap(browser):
+    page, _, _ = browser
+    # A resize (a screenshot of the whole page makes one) keeps the map's
+    # height; then through the other side, so the view is the whole map.
+    page.set_viewport_size({"width": 1300, "height": 2400})
+    page.wait_for_timeout(300)
+    page.set_viewport_size({"width": 1300, "height": 900})
+    page.locator("input[name=side][value=tgt]").check()
+    page.locator("input[name=side][value=src]").check()
+    page.locator("#map").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    area = page.evaluate(
+        """() => { const gd = document.getElementById('map');
+        const box = gd.getBoundingClientRect();
+        const points = [...gd.querySelectorAll('.scatterlayer .trace')[0]
+            .querySelectorAll('.point')].map(p => p.getBoundingClientRect());
+        const span = (f, g) => Math.max(...points.map(f)) - Math.min(...points.map(g));
+        const w = span(p => p.right, p => p.left), h = span(p => p.bottom, p => p.top);
+        return w * h / (box.width * box.height); }"""
+    )
+    assert area > 0.7, area
+    labels = boxes(page, "#map .scatterlayer .textpoint text")  # no word ringed
+    assert len(labels) >= 20
+    clashes = [
+        (a["text"], b["text"])
+        for i, a in enumerate(labels)
+        for b in labels[i + 1 :]
+        if overlap(a, b)
+    ]
+    assert clashes == []
+    caption = page.locator("#map-caption").text_content()
+    assert f"Labels: {len(labels)} words" in caption
+
+
+def test_the_colour_bar_title_has_room(browser):
+    page, _, _ = browser
+    page.locator("input[name=side][value=src]").check()
+    title = boxes(page, "#map .colorbar .cbtitle text")
+    ticks = boxes(page, "#map .colorbar .cbaxis text")
+    assert [t["text"] for t in title] == ["training frequency"]
+    assert ticks and ticks[0]["text"] == "1"
+    assert not any(overlap(title[0], tick) for tick in ticks)
+    frame = page.locator("#map").bounding_box()
+    assert title[0]["r"] <= frame["x"] + frame["width"]
+
+
+def test_the_neighbour_panel_says_how_stable_the_list_is(browser):
+    page, _, _ = browser
+    page.fill("#search", "天气")
+    page.press("#search", "Enter")
+    page.wait_for_function("document.getElementById('word-info').dataset.word")
+    line = page.locator("#word-stability").text_content()
+    label = line.split(":")[0]
+    assert label in ("stable", "changes between epochs")
+    assert "of 10 kept in epochs" in line and "random lists" in line

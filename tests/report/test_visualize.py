@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import seqembed
 
 from seqembed.analysis.run import DESIGN_GROUPS
 from seqembed.data.vocab import SPECIALS
@@ -471,3 +472,84 @@ def test_panels_and_frames_include_the_first_and_last_snapshot():
     assert panel_indices(51, 9) == [0, 6, 12, 19, 25, 31, 38, 44, 50]
     assert panel_indices(3, 9) == [0, 1, 2]
     assert panel_indices(100, 40)[-1] == 99 and len(panel_indices(100, 40)) == 12
+
+
+# ------------------------------------------------------- labels that help
+
+
+@pytest.fixture(scope="module")
+def builtin_tables(builtin_run):
+    return load_tables(load_checkpoint(builtin_run))
+
+
+def visible_labels(figure) -> list:
+    ax = figure.axes[0]
+    return [t for t in ax.texts if t.get_visible()]
+
+
+def test_group_members_are_labelled_first_then_content_words(builtin_tables):
+    from seqembed.analysis.words import is_content_word
+
+    groups = {"weather": ["天气", "下雨"], "food": ["吃", "水果", "晚饭"]}
+    members = {w for words in groups.values() for w in words}
+    m = embedding_map(
+        builtin_tables, "src", Projection("pca"), color="group", groups=groups,
+        include_specials=False,
+    )  # fmt: skip
+    labelled = [w for w, shown in zip(m.words, m.labelled) if shown]
+    assert members <= set(labelled) and len(labelled) == 40
+    others = [w for w in labelled if w not in members]
+    assert all(is_content_word(w) for w in others)  # no 的, 了, 我
+    freq = dict(zip(m.words, m.freqs))
+    unlabelled = [w for w in m.words if w not in labelled and is_content_word(w)]
+    assert min(freq[w] for w in others) >= max(freq[w] for w in unlabelled)
+    assert "labels: the 5 words of the topic groups, then the 35 most frequent " \
+        "content words" in m.label_note  # fmt: skip
+
+
+def test_labels_never_overlap_and_the_legend_is_off_the_map(builtin_tables):
+    from seqembed.analysis.run import builtin_groups
+
+    for method in ("tsne", "pca"):
+        m = embedding_map(
+            builtin_tables, "src", Projection(method), color="group",
+            groups=builtin_groups(),
+        )  # fmt: skip
+        figure = map_figure(m)
+        renderer = figure.canvas.get_renderer()
+        shown = visible_labels(figure)
+        extents = [t.get_window_extent(renderer) for t in shown]
+        assert len(shown) >= 20
+        for i, a in enumerate(extents):
+            assert not any(a.overlaps(b) for b in extents[i + 1 :]), shown[i]
+        hidden = len(figure.axes[0].texts) - len(shown)
+        caption = figure.axes[0].get_xlabel()
+        assert "words of the topic groups" in caption
+        if hidden:
+            assert f"({hidden} left out where they would overlap)" in caption
+        legend = figure.axes[0].get_legend().get_window_extent(renderer)
+        assert not legend.overlaps(figure.axes[0].get_window_extent(renderer))
+
+
+@pytest.mark.parametrize("method", ["tsne", "pca"])
+def test_plot_with_groups_labels_the_coloured_words(builtin_run, tmp_path, method):
+    """The CLI's SVG: its text, glyph outlines each headed by the text they
+    draw, labels only the group members (the built-in groups have more than
+    the 40 labels), and the caption says so."""
+    from seqembed.analysis.run import builtin_groups
+    from seqembed.data.vocab import SPECIALS as specials
+
+    out = tmp_path / f"{method}.svg"
+    result = seqembed(
+        "plot", builtin_run, "--groups", "builtin", "--method", method, "--out", out
+    )
+    assert result.returncode == 0, result.stderr
+    svg = out.read_text(encoding="utf-8")
+    texts = [t.strip() for t in re.findall(r"<!-- (.*?) -->", svg, flags=re.S)]
+    # A wrapped caption is one comment per line: join them back with spaces.
+    joined = " ".join(texts)
+    assert "labels: the 40 most frequent words of the topic groups" in joined
+    members = {w for words in builtin_groups().values() for w in words}
+    vocabulary = set(load_tables(load_checkpoint(builtin_run))["src"].tokens)
+    words = [t for t in texts if t in vocabulary and t not in specials]
+    assert len(words) >= 20 and set(words) <= members, set(words) - members

@@ -21,10 +21,30 @@ from dataclasses import dataclass, replace
 
 from seqembed.analysis import chance
 
+# What each figure is tested against, for the reader.
+NULLS = {
+    "similar_pairs": "isotropic random vectors",
+    "shaped": "random tables shaped like these",
+    "groups": "random word sets of the same size",
+    "cooccurrence": "no difference (Mann-Whitney U)",
+    "chosen_pairs": "two random vectors",
+    "outliers": "norm-matched random vectors",
+    "statistics": "no correlation",
+}
+
 
 @dataclass(frozen=True)
 class Finding:
-    """One test: a figure, its chance level and the verdict."""
+    """One test: a figure, its chance level and the verdict.
+
+    ``chance``/``p_value``/``p_adjusted`` are the figure's own test (for top
+    pairs against isotropic random vectors); ``verdict_chance``,
+    ``verdict_p`` and ``verdict_null`` those of the test that decides the
+    verdict: the same, except for a top pair that passes it, which must then
+    also pass the shape-matched null (``shaped_p_value``, a test over all
+    ranks at once whose chance level is the typical best pair of a random
+    table shaped like this one).
+    """
 
     figure: str
     subject: str
@@ -36,21 +56,26 @@ class Finding:
     # Top pairs only: the best pair of any random table shaped like this one;
     # a pair must beat it (a family-wise test over all ranks, see similar_pairs).
     shaped_chance: float | None = None
+    shaped_p_value: float | None = None
+    shaped_best: float | None = None  # the typical best pair of such a table
+    verdict_chance: float = float("nan")
+    verdict_p: float = float("nan")
+    verdict_null: str = ""
 
     def sentence(self, alpha: float) -> str:
         verdict = "above chance" if self.above_chance else "not above chance"
-        shaped = ""
-        if self.shaped_chance is not None:
-            shaped = f"; best {self.shaped_chance:.4f} in random tables shaped like it"
         return (
-            f"{self.subject}: {self.value:.4f} (chance {self.chance:.4f}{shaped}) "
-            f"is {verdict} (adjusted p = {self.p_adjusted:.3g}, level {alpha})"
+            f"{self.subject}: {self.value:.4f} (chance {self.verdict_chance:.4f}, "
+            f"{self.verdict_null}) is {verdict} (p = {self.verdict_p:.3g}, "
+            f"level {alpha})"
         )
 
 
 def judge(result: dict, alpha: float, correction: str) -> list[Finding]:
     """Collect every test, adjust the p-values together (one family), and
-    mark which are above chance at ``alpha``."""
+    mark which are above chance at ``alpha``. A top pair must also pass the
+    shape-matched null where there is one: a test of its own over all ranks,
+    so it is not adjusted again."""
     raw = [
         *_pair_findings(result["similar_pairs"]),
         *_group_findings(result["groups"]),
@@ -60,15 +85,29 @@ def judge(result: dict, alpha: float, correction: str) -> list[Finding]:
         *_statistics_findings(result["statistics"]),
     ]
     adjusted = chance.adjust([f.p_value for f in raw], correction)
-    return [
-        replace(
-            f,
-            p_adjusted=p,
-            above_chance=bool(p <= alpha)
-            and (f.shaped_chance is None or f.value > f.shaped_chance),
-        )
-        for f, p in zip(raw, adjusted)
-    ]
+    return [_verdict(f, p, alpha) for f, p in zip(raw, adjusted)]
+
+
+def _verdict(finding: Finding, p_adjusted: float, alpha: float) -> Finding:
+    own = replace(
+        finding,
+        p_adjusted=p_adjusted,
+        verdict_chance=finding.chance,
+        verdict_p=p_adjusted,
+        verdict_null=NULLS[finding.figure],
+        above_chance=bool(p_adjusted <= alpha),
+    )
+    if finding.shaped_p_value is None or not own.above_chance:
+        return own
+    return replace(
+        own,
+        verdict_chance=finding.shaped_best,
+        verdict_p=finding.shaped_p_value,
+        verdict_null=NULLS["shaped"],
+        # With R tables, p <= 1 / (R + 1) only when the pair beats the best
+        # pair of every one of them (shaped_chance).
+        above_chance=bool(finding.shaped_p_value <= alpha),
+    )
 
 
 def findings_dict(findings: list[Finding], alpha: float, correction: str) -> dict:
@@ -93,6 +132,8 @@ def _pair_findings(similar: dict) -> list[Finding]:
             pair["chance_cosine"],
             pair["p_value"],
             shaped_chance=similar["shaped_threshold"],
+            shaped_p_value=pair.get("shaped_p_value"),
+            shaped_best=similar.get("shaped_best_median"),
         )
         for pair in similar["pairs"]
     ]

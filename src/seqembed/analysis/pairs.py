@@ -69,6 +69,40 @@ def similar_pairs(
     shaped = shaped_top_scores(
         table, len(top), SHAPED_REPEATS if repeats is None else repeats, rng
     )
+    pairs = _pair_rows(table, initial, top, expected, pvalues, shaped)
+    initial_top = []
+    if initial_scan is not None:
+        initial_top = [
+            {"a": table.tokens[i], "b": table.tokens[j], "cosine": s}
+            for i, j, s in initial_scan[1]
+        ]
+    return {
+        "n_pairs": n_pairs,
+        "shaped_null_repeats": 0 if shaped is None else len(shaped),
+        # If this table were such a random table, its best pair would beat the
+        # best pairs of all R others with probability 1 / (R + 1), and every
+        # lower-ranked pair is below its best: one test for all ranks.
+        "shaped_threshold": None if shaped is None else float(shaped[:, 0].max()),
+        "shaped_level": None if shaped is None else 1 / (len(shaped) + 1),
+        "shaped_best_median": None
+        if shaped is None
+        else float(np.median(shaped[:, 0])),
+        "pairs": pairs,
+        "initial_top": initial_top,
+        "note": "chance_cosine: the typical k-th best cosine among this many "
+        "pairs of isotropic random vectors of this dimension (p_value is against "
+        "them); shaped_chance_cosine: the median k-th best cosine of "
+        "shaped_null_repeats random tables with this table's mean and covariance; "
+        "shaped_threshold: the best pair of any of them, which a pair must beat "
+        "to be above chance (a test of level shaped_level over all ranks); "
+        "shaped_p_value: the share of them whose best pair is at least this "
+        "similar (that test's p-value); shaped_best_median: their typical best "
+        "pair, the chance level of that test",
+    }
+
+
+def _pair_rows(table, initial, top, expected, pvalues, shaped) -> list[dict]:
+    """One dict per top pair: cosines, isotropic and shaped chance."""
     initial_unit = initial.unit_vectors() if initial is not None else None
     pairs = []
     for rank, ((i, j, score), typical, p) in enumerate(
@@ -88,31 +122,14 @@ def similar_pairs(
                 "shaped_chance_cosine": None
                 if shaped is None
                 else float(np.median(shaped[:, rank - 1])),
+                # The share of shaped tables whose best pair is at least this
+                # similar (+1): the p-value of the test over all ranks.
+                "shaped_p_value": None
+                if shaped is None
+                else chance.permutation_pvalue(score, shaped[:, 0]),
             }
         )
-    initial_top = []
-    if initial_scan is not None:
-        initial_top = [
-            {"a": table.tokens[i], "b": table.tokens[j], "cosine": s}
-            for i, j, s in initial_scan[1]
-        ]
-    return {
-        "n_pairs": n_pairs,
-        "shaped_null_repeats": 0 if shaped is None else len(shaped),
-        # If this table were such a random table, its best pair would beat the
-        # best pairs of all R others with probability 1 / (R + 1), and every
-        # lower-ranked pair is below its best: one test for all ranks.
-        "shaped_threshold": None if shaped is None else float(shaped[:, 0].max()),
-        "shaped_level": None if shaped is None else 1 / (len(shaped) + 1),
-        "pairs": pairs,
-        "initial_top": initial_top,
-        "note": "chance_cosine: the typical k-th best cosine among this many "
-        "pairs of isotropic random vectors of this dimension (p_value is against "
-        "them); shaped_chance_cosine: the median k-th best cosine of "
-        "shaped_null_repeats random tables with this table's mean and covariance; "
-        "shaped_threshold: the best pair of any of them, which a pair must beat "
-        "to be above chance (a test of level shaped_level over all ranks)",
-    }
+    return pairs
 
 
 def chosen_pair_listing(

@@ -66,7 +66,7 @@ def analyze_run(
     """``progress`` is told each part ("src", "tgt", "alignment",
     "contextual", "movement") as it starts."""
     run_dir = Path(run_dir)
-    checkpoint_path = resolve_checkpoint(run_dir)
+    checkpoint_path = resolve_checkpoint(run_dir, settings.checkpoint)
     run_dir = checkpoint_path.parent
     state = load_checkpoint(checkpoint_path)
     trained = load_tables(state)
@@ -93,6 +93,10 @@ def analyze_run(
         result["sides"][side] = _side(
             side, trained, initial, sentences[side], settings, run_dir
         )
+    if not settings.aggregate_words:  # snapshots hold pieces, not words
+        for side, data in result["sides"].items():
+            table = _side_table(side, trained, settings, run_dir)
+            _pair_trust(data["similar_pairs"], checkpoint_path, state, side, table)
     if settings.alignment:
         progress("alignment")
         result["alignment"] = alignment_report(
@@ -110,8 +114,7 @@ def analyze_run(
     return result
 
 
-def _side(side: str, trained, initial, sentences, settings, run_dir: Path) -> dict:
-    """One side's EmbeddingAnalysis result, with where its words came from."""
+def _side_table(side: str, trained, settings, run_dir: Path):
     table = trained[side].words(
         settings.min_freq,
         settings.include_specials,
@@ -122,6 +125,12 @@ def _side(side: str, trained, initial, sentences, settings, run_dir: Path) -> di
             f"fewer than two {side} words to analyse (check --words and --min-freq)",
             run_dir,
         )
+    return table
+
+
+def _side(side: str, trained, initial, sentences, settings, run_dir: Path) -> dict:
+    """One side's EmbeddingAnalysis result, with where its words came from."""
+    table = _side_table(side, trained, settings, run_dir)
     analysis = EmbeddingAnalysis(
         top_n=settings.top_n,
         k_std=settings.k_std,
@@ -143,6 +152,24 @@ def _side(side: str, trained, initial, sentences, settings, run_dir: Path) -> di
         "words_from": "word list" if settings.words else "vocabulary",
         **analysis.result_,
     }
+
+
+def _pair_trust(similar: dict, checkpoint: Path, state: dict, side: str, table):
+    """Each top pair's stability across the epochs before the checkpoint and
+    across seeds (analysis.trust), in place; nothing when neither exists."""
+    from seqembed.analysis.trust import NOT_MEASURED, NeighbourStability
+
+    pairs = [(p["a"], p["b"]) for p in similar["pairs"]]
+    words = list(dict.fromkeys(w for pair in pairs for w in pair))
+    if not words:
+        return
+    trust = NeighbourStability().fit(checkpoint, side, table, words, state)
+    found = trust.pair_stability(pairs)
+    if all(f["label"] == NOT_MEASURED for f in found):
+        return
+    similar["stability"] = trust.summary()
+    for pair, stability in zip(similar["pairs"], found):
+        pair["stability"] = stability
 
 
 def _word_tables(run_dir: Path, state: dict, trained: dict, initial: dict):

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field, fields
 
 from seqembed.errors import InputError
+from seqembed.nmt.checkpoint import CHECKPOINTS
 
 SIDES = ("src", "tgt")
 CORRECTIONS = ("holm", "bh")
@@ -47,6 +48,9 @@ class AnalysisSettings:
     # Subword sides: analyse words (mean of their pieces' vectors) instead of
     # pieces; contextual states and movement stay per piece.
     aggregate_words: bool = False
+    # Which checkpoint a run directory stands for: best.pt (else last.pt) or
+    # last.pt (nmt.checkpoint.resolve_checkpoint).
+    checkpoint: str = "best"
 
     def __post_init__(self):
         # Sequences as tuples, whatever the caller gave (a list from YAML).
@@ -70,6 +74,8 @@ class AnalysisSettings:
         _positive("alpha", self.alpha)
         if self.alpha >= 1:
             _refuse("alpha", self.alpha, "must be below 1")
+        if self.checkpoint not in CHECKPOINTS:
+            _refuse("checkpoint", self.checkpoint, "must be best or last")
         if self.correction not in CORRECTIONS:
             _refuse("correction", self.correction, "must be holm or bh")
         for name in ("include_specials", "alignment", "contextual", "movement"):
@@ -135,6 +141,22 @@ def _check_pairs(pairs) -> None:
 def default(name: str):
     """The default of one setting (for the estimators' keyword defaults)."""
     return getattr(DEFAULTS, name)
+
+
+def settings_from_dict(data: dict, path=None) -> AnalysisSettings:
+    """The settings an analysis.json records, as AnalysisSettings (checked
+    like any others); a mistake names ``path``."""
+    if not isinstance(data, dict):
+        raise InputError("settings: expected a mapping of setting -> value", path)
+    unknown = sorted(set(data) - set(setting_names()))
+    if unknown:
+        raise InputError(f"settings: unknown setting {unknown[0]!r}", path)
+    try:
+        return AnalysisSettings(**data)
+    except InputError as error:
+        raise InputError(str(error), path) from None
+    except (TypeError, ValueError):
+        raise InputError("settings: a value of the wrong kind", path) from None
 
 
 def setting_names() -> list[str]:

@@ -9,7 +9,7 @@ from its own part of the result.
 
 from __future__ import annotations
 
-from seqembed.analysis.wording import SIDE_NAMES, Section, number, p_text
+from seqembed.analysis.wording import SIDE_NAMES, Section, number, p_text, plural
 
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 
@@ -18,7 +18,7 @@ def side_sections(side: str, data: dict, verbose: bool = True) -> list[Section]:
     name = SIDE_NAMES.get(side, side)
     parts = [
         verdict_section(name, data),
-        pairs_section(name, data["similar_pairs"]),
+        pairs_section(name, data),
         groups_section(name, data.get("groups")),
         cooccurrence_section(name, data.get("cooccurrence")),
         chosen_section(name, data.get("chosen_pairs")),
@@ -34,25 +34,36 @@ def verdict_section(name: str, data: dict) -> Section:
     tests = findings["tests"]
     above = [t for t in tests if t["above_chance"]]
     method = CORRECTION_NAMES[findings["correction"]]
+    repeats = data["similar_pairs"]["shaped_null_repeats"]
+    shaped = (
+        f" A top pair that passes is tested again against {repeats} random "
+        "tables with these vectors' mean and covariance: its chance level is "
+        "their typical best pair and its p the share of them whose best pair is "
+        "at least as similar (one test for all ranks, so not adjusted again)."
+        if repeats
+        else ""
+    )
+    rest = (
+        " The rest are what vectors that learned nothing would also show."
+        if len(above) < len(tests)
+        else ""
+    )
     return Section(
         f"{name}: what is above chance",
-        f"{data['n_words']:,} words, {data['dim']} dimensions. "
-        f"{len(above)} of {len(tests)} tests are above chance at level "
-        f"{findings['alpha']} after {method} correction for testing them all; "
-        "the rest are what vectors that learned nothing would also show."
-        + _movement_sentence(data.get("movement")),
-        ["figure", "value", "chance", "adjusted p", "verdict"],
+        f"{plural(data['n_words'], 'word')}, {plural(data['dim'], 'dimension')}. "
+        f"{len(above)} of {plural(len(tests), 'test')} "
+        f"{'is' if len(above) == 1 else 'are'} above chance at level "
+        f"{findings['alpha']}. Each row shows the chance level and the p-value of "
+        "the test that decides its verdict, p adjusted for testing them all "
+        f"({method}).{shaped}{rest}" + _movement_sentence(data.get("movement")),
+        ["figure", "value", "chance level", "p", "tested against", "verdict"],
         [
             [
                 t["subject"],
                 number(t["value"]),
-                number(t["chance"])
-                + (
-                    f" / {number(t['shaped_chance'])}"
-                    if t.get("shaped_chance") is not None
-                    else ""
-                ),
-                p_text(t["p_adjusted"]),
+                number(t.get("verdict_chance", t["chance"])),
+                p_text(t.get("verdict_p", t["p_adjusted"])),
+                t.get("verdict_null", ""),
                 "above chance" if t["above_chance"] else "not above chance",
             ]
             for t in tests
@@ -60,35 +71,93 @@ def verdict_section(name: str, data: dict) -> Section:
     )
 
 
-def pairs_section(name: str, pairs: dict) -> Section:
+def pairs_section(name: str, data: dict) -> Section:
+    pairs = data["similar_pairs"]
+    tests = [t for t in data["findings"]["tests"] if t["figure"] == "similar_pairs"]
+    shaped = bool(pairs["shaped_null_repeats"])
+    if shaped:
+        how = (
+            f"'chance level' and 'p': the test that decides the verdict, against "
+            f"{pairs['shaped_null_repeats']} random tables with these vectors' mean "
+            "and covariance where the pair beats isotropic random vectors "
+            "(their typical best pair; the share of them with a best pair this "
+            "similar); 'isotropic': the typical k-th best cosine of random vectors "
+            "of this dimension and its unadjusted p, for comparison."
+        )
+    else:
+        how = (
+            "'chance level' and 'p': the typical k-th best cosine of random "
+            "vectors of this dimension, and the p-value adjusted for all tests "
+            "(no shape-matched null: too few words per dimension to estimate a "
+            "covariance, or switched off)."
+        )
+    stability = pairs.get("stability")
     return Section(
         f"{name}: most similar pairs",
-        f"Among {pairs['n_pairs']:,} pairs. 'chance': the typical k-th best "
-        "cosine of random vectors of this dimension; "
-        + (
-            f"'shaped': the median k-th best of {pairs['shaped_null_repeats']} "
-            "random tables with these vectors' mean and covariance (a pair is "
-            "above chance only if it also beats the best pair of all of them, "
-            f"{number(pairs.get('shaped_threshold'))}); "
-            if pairs["shaped_null_repeats"]
-            else "'shaped': not computed (too few words per dimension to "
-            "estimate a covariance, or too many words); "
-        )
-        + "'initial': the same pair before training.",
-        ["#", "pair", "cosine", "initial", "chance", "shaped", "p"],
+        f"Among {plural(pairs['n_pairs'], 'pair')}. {how} 'before training': "
+        "the same pair's cosine in the untrained vectors."
+        + (_stability_sentence(stability) if stability else ""),
+        [
+            "#",
+            "pair",
+            "cosine",
+            "before training",
+            "chance level",
+            "p",
+            "verdict",
+            *(["isotropic chance", "isotropic p"] if shaped else []),
+            *(["neighbours in other epochs / seeds"] if stability else []),
+        ],
         [
             [
                 str(p["rank"]),
                 f"{p['a']} - {p['b']}",
                 number(p["cosine"]),
                 number(p["initial_cosine"]),
-                number(p["chance_cosine"]),
-                number(p["shaped_chance_cosine"]),
-                p_text(p["p_value"]),
+                number(t.get("verdict_chance", t["chance"])),
+                p_text(t.get("verdict_p", t["p_adjusted"])),
+                "above chance" if t["above_chance"] else "not above chance",
+                *([number(p["chance_cosine"]), p_text(p["p_value"])] if shaped else []),
+                *([_pair_stability(p.get("stability"))] if stability else []),
             ]
-            for p in pairs["pairs"]
+            for p, t in zip(pairs["pairs"], tests)
         ],
     )
+
+
+def _stability_sentence(stability: dict) -> str:
+    compared = []
+    if stability["epochs"]:
+        compared.append(_epoch_span(stability["epochs"]))
+    if stability["seed_runs"]:
+        runs = plural(len(stability["seed_runs"]), "run")
+        compared.append(f"{runs} with other seeds")
+    if not compared:
+        return ""
+    return (
+        " 'neighbours in other epochs / seeds': the share of "
+        f"{' and of '.join(compared)} in which the two words are still among each "
+        f"other's {stability['k']} nearest neighbours (random lists: "
+        f"{number(stability['chance'], 2) if stability['chance'] is not None else '-'}"
+        "); see docs/reading-neighbours.md."
+    )
+
+
+def _epoch_span(epochs: list[int]) -> str:
+    if len(epochs) == 1:
+        return f"epoch {epochs[0]}"
+    return f"epochs {epochs[0]}-{epochs[-1]}"
+
+
+def _pair_stability(stability: dict | None) -> str:
+    if not stability:
+        return "-"
+    shares = [
+        f"{stability[key]:.0%} of {what}"
+        for key, what in (("epochs", "epochs"), ("seeds", "seeds"))
+        if stability[key] is not None
+    ]
+    return stability["label"] + (f" ({', '.join(shares)})" if shares else "")
 
 
 def groups_section(name: str, groups: dict | None) -> Section | None:
@@ -98,7 +167,7 @@ def groups_section(name: str, groups: dict | None) -> Section | None:
     return Section(
         f"{name}: topic groups",
         f"Mean cosine within each group, beside {matched}random word "
-        f"sets of the same size ({groups['n_permutations']:,} draws).",
+        f"sets of the same size ({plural(groups['n_permutations'], 'draw')}).",
         ["group", "words", "within", "between", "initial", "chance", "p"],
         [
             [
@@ -121,10 +190,10 @@ def cooccurrence_section(name: str, co: dict | None) -> Section | None:
     matched = "frequency-matched " if co["frequency_matched"] else ""
     return Section(
         f"{name}: co-occurrence",
-        f"{co['n_cooccurring']:,} pairs share a training sentence, "
+        f"{plural(co['n_cooccurring'], 'pair')} share a training sentence, "
         f"{co['n_never']:,} never do; compared {co['n_compared'][0]:,} "
-        f"against {co['n_compared'][1]:,} {matched}never-co-occurring "
-        "pairs (one-sided Mann-Whitney U).",
+        f"against {plural(co['n_compared'][1], f'{matched}never-co-occurring pair')}"
+        " (one-sided Mann-Whitney U).",
         ["", "trained", "initial"],
         [
             ["co-occurring mean", number(co["cooccurring_mean"]), ""],
@@ -183,7 +252,7 @@ def statistics_section(name: str, stats: dict, verbose: bool) -> Section:
     for band in stats["by_frequency"] if verbose else []:
         rows.append(
             [
-                f"freq {band['band']} ({band['n_words']:,} words)",
+                f"{_band(band['band'])} ({plural(band['n_words'], 'word')})",
                 number(band["norm_mean"]),
                 number(band["norm_std"]),
                 number(band["cosine_mean"]),
@@ -255,6 +324,15 @@ def movement_section(name: str, movement: dict | None) -> Section | None:
             ["moved least", listing(movement["least_moved"])],
         ],
     )
+
+
+def _band(band: str) -> str:
+    """ "1" -> "seen once", "2-4" -> "seen 2-4 times", "1000+" likewise."""
+    low, _, high = band.partition("-")
+    if low == high == "1":
+        return "seen once"
+    low = f"{int(low.rstrip('+')):,}" + ("+" if low.endswith("+") else "")
+    return f"seen {low}{'-' + f'{int(high):,}' if high else ''} times"
 
 
 def _movement_sentence(movement: dict | None) -> str:

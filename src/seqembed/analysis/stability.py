@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from seqembed.analysis.similarity import neighbour_ids
-from seqembed.analysis.wording import Section, sections_markdown
+from seqembed.analysis.wording import Section, plural, sections_markdown
 from seqembed.files import write_json_and_markdown
 from seqembed.nmt.checkpoint import load_checkpoint, load_tables
 
@@ -198,7 +198,7 @@ def _overlap_section(side: str, data: dict, n_runs: int) -> Section:
     )
     return Section(
         f"{side}: stability across {n_runs} seeds",
-        f"{data['n_common_words']:,} words. Their {data['k']} nearest "
+        f"{plural(data['n_common_words'], 'word')}. Their {data['k']} nearest "
         f"neighbours overlap {_fmt(overlap['mean'])} on average between "
         f"runs (unrelated lists: {_fmt(overlap['chance'])}). Most stable: "
         f"{words}. Least stable: {unstable}. A relation is robust only "

@@ -14,8 +14,10 @@ from seqembed.analysis.side_text import side_sections
 from seqembed.analysis.wording import (
     SIDE_NAMES,
     Section,
+    drop_empty_columns,
     number,
     p_text,
+    plural,
     sections_markdown,
 )
 
@@ -30,7 +32,7 @@ def sections(result: dict, verbose: bool = True) -> list[Section]:
         out.append(_contextual(result["contextual"]))
     for side, movement in (result.get("movement") or {}).items():
         out.append(_movement(side, movement))
-    return out
+    return [drop_empty_columns(section) for section in out]
 
 
 def _alignment(alignment: dict) -> Section:
@@ -62,16 +64,17 @@ def _alignment(alignment: dict) -> Section:
         )
     verdicts = " ".join(
         f"{'Output projection' if f['space'] == 'out' else 'Decoder input'}: "
-        f"{f['hits']} of {f['n_test_words']} held-out words right at P@1 "
+        f"{f['hits']} of {plural(f['n_test_words'], 'held-out word')} right at P@1 "
         f"({'above' if f['above_chance'] else 'not above'} chance, adjusted p = "
         f"{p_text(f['p_adjusted'])})."
         for f in alignment.get("findings", [])
     )
     return Section(
         title,
-        f"{lexicon['name']}: {lexicon['n_pairs']:,} dictionary pairs in both "
-        f"vocabularies; the map is fitted on {lexicon['n_train_words']:,} source "
-        f"words and scored on {lexicon['n_test_words']:,} others against the "
+        f"{lexicon['name']}: {plural(lexicon['n_pairs'], 'dictionary pair')} in "
+        "both vocabularies; the map is fitted on "
+        f"{plural(lexicon['n_train_words'], 'source word')} and scored on "
+        f"{lexicon['n_test_words']:,} others against the "
         "whole target vocabulary (nearest neighbour / CSLS). 'initial': the "
         "untrained embeddings; 'shuffled': translations permuted. " + verdicts,
         ["space", "P@1", "P@5", "P@10"],
@@ -134,18 +137,38 @@ def _movement(side: str, movement: dict) -> Section:
         ]
         for e in _every(movement["epochs"], 12)
     ]
-    stable = movement["neighbours_stable_epoch"]
-    settled = movement["movement_settled_epoch"]
     return Section(
         f"{SIDE_NAMES.get(side, side)}: movement per epoch",
-        f"Neighbour lists ({movement['k']} nearest) stopped changing at epoch "
-        f"{'-' if stable is None else stable}; steps fell below "
-        f"{movement['settled_step']:.0%} at epoch "
-        f"{'-' if settled is None else settled}. Unrelated lists would overlap "
-        f"{number(movement['chance_overlap'], 3)}.",
+        _settling_sentence(movement),
         ["epoch", "step", "from initial", "overlap previous", "overlap final"],
         rows,
     )
+
+
+def _settling_sentence(movement: dict) -> str:
+    """When the neighbour lists and the vectors settled, or that they had
+    not by the last snapshot; the chance overlap where there is one."""
+    k, last = movement["k"], movement["final_epoch"]
+    stable = movement["neighbours_stable_epoch"]
+    settled = movement["movement_settled_epoch"]
+    step = f"{movement['settled_step']:.0%} of their length"
+    lists = (
+        f"Neighbour lists ({k} nearest) kept at least "
+        f"{movement['stable_overlap']:.0%} of the final lists from epoch {stable} on"
+        if stable is not None
+        else f"Neighbour lists ({k} nearest) were still changing at epoch {last}"
+    )
+    steps = (
+        f"the vectors moved less than {step} per epoch from epoch {settled} on"
+        if settled is not None
+        else f"the vectors still moved more than {step} per epoch at the end"
+    )
+    text = f"{lists}; {steps}."
+    if movement["chance_overlap"] is not None:
+        text += (
+            f" Unrelated lists would overlap {number(movement['chance_overlap'], 3)}."
+        )
+    return text
 
 
 def to_markdown(result: dict) -> str:

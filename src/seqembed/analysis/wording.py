@@ -37,6 +37,29 @@ def p_text(value) -> str:
     return "< 1e-300" if value == 0 else f"{value:.3g}"
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 word``, ``2 words``, ``1,000 words`` (``many`` for irregular ones)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+def drop_empty_columns(section: Section) -> Section:
+    """Leave out the columns nothing was measured in (every cell "-" or
+    empty), e.g. "before training" for a run without initial vectors."""
+    if not section.rows or not section.columns:
+        return section
+    keep = [
+        i
+        for i in range(len(section.columns))
+        if any(str(row[i]) not in ("-", "") for row in section.rows)
+    ]
+    return Section(
+        section.title,
+        section.text,
+        [section.columns[i] for i in keep],
+        [[row[i] for i in keep] for row in section.rows],
+    )
+
+
 SIDE_NAMES = {"src": "source (encoder input)", "tgt": "target (decoder input)"}
 
 

@@ -25,6 +25,15 @@ FUNCTION_WORDS = frozenset(
     "我 你 您 他 她 它 我们 你们 他们 她们 这 那 这个 那个 这些 那些 "
     "一 个 不 没 没有 把 被 给 对 从".split()
 )
+# The same for English: articles, pronouns, auxiliaries, prepositions,
+# conjunctions and the pieces of contractions 13a tokenisation leaves.
+ENGLISH_FUNCTION_WORDS = frozenset(
+    "a an the this that these those i you he she it we they me him her us them "
+    "my your his its our their is are was were be been being am do does did "
+    "have has had will would can could shall should may might must not no "
+    "to of in on at by for with from as into about than then and or but if so "
+    "what who which there here 's 't 're 've 'll 'd 'm n't".split()
+)
 
 
 @dataclass
@@ -60,6 +69,11 @@ def training_sentences(
 
 
 def is_content_word(word: str) -> bool:
-    """Has a letter (CJK characters count) and is not a listed function word."""
+    """Has a letter (CJK characters count) and is not a listed function word
+    (Chinese or English)."""
     has_letter = any(unicodedata.category(char).startswith("L") for char in word)
-    return has_letter and word not in FUNCTION_WORDS
+    return (
+        has_letter
+        and word not in FUNCTION_WORDS
+        and word.lower() not in ENGLISH_FUNCTION_WORDS
+    )

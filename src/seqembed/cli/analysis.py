@@ -306,6 +306,7 @@ def _analysis_folder(args) -> Path | None:
 
 def cmd_neighbours(args) -> int:
     from seqembed.analysis.chance import expected_top_scores
+    from seqembed.analysis.trust import NeighbourStability, describe
     from seqembed.nmt.checkpoint import load_checkpoint, load_tables
 
     tables = load_tables(load_checkpoint(Path(args.run)))
@@ -325,15 +326,21 @@ def cmd_neighbours(args) -> int:
             )
         neighbours = table.most_similar(word, args.k)
         chance = expected_top_scores(len(neighbours), len(table) - 1, table.dim)
+        trust = NeighbourStability(k=args.k).fit(Path(args.run), side, table, [word])
+        stability = {**trust.word_stability()[0], **trust.summary()}
         if args.json:
             listing = [
                 {"word": w, "cosine": c, "chance_cosine": r}
                 for (w, c), r in zip(neighbours, chance)
             ]
             record = {"word": word, "side": side, "neighbours": listing}
+            record["stability"] = stability
             print(json.dumps(record, ensure_ascii=False))
             continue
-        print(f"{word} ({side}, frequency {table.freqs[table.index[word]]}):")
+        print(
+            f"{word} ({side}, frequency {table.freqs[table.index[word]]}; "
+            f"{describe(stability, stability)}):"
+        )
         for rank, ((other, score), typical) in enumerate(zip(neighbours, chance), 1):
             print(f"  {rank:2d}. {other}\t{score:.4f}\t(chance {typical:.4f})")
     return 0

@@ -143,7 +143,8 @@ def cmd_evaluate(args) -> int:
     started = time.perf_counter()
     hypotheses = translator.translate([p.src for p in pairs], beam_size=args.beam)
     seconds = time.perf_counter() - started
-    scores = score(hypotheses, [p.tgt for p in pairs], translator.config.data.lowercase)
+    lowercase = translator.config.data.lowercase
+    scores = score(hypotheses, [p.tgt for p in pairs], lowercase, interval=True)
     hyp_path = (
         Path(args.hyp_out) if args.hyp_out else Path(args.test).with_suffix(".hyp")
     )
@@ -161,7 +162,7 @@ def cmd_evaluate(args) -> int:
             )
         )
     else:
-        print(f"BLEU {scores.bleu:.2f}  {scores.bleu_signature}")
-        print(f"chrF {scores.chrf:.2f}  {scores.chrf_signature}")
+        print(f"{scores.text('bleu')}  {scores.bleu_signature}")
+        print(f"{scores.text('chrf')}  {scores.chrf_signature}")
         say(f"{scores.n_sentences} sentences in {seconds:.1f}s; hypotheses: {hyp_path}")
     return 0

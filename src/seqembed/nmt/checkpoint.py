@@ -207,13 +207,23 @@ def _unsupported(error: Exception) -> str:
     return match.group(1) if match else text[:120]
 
 
-def resolve_checkpoint(path: Path) -> Path:
-    """A run directory stands for its best checkpoint (or its last one)."""
+# Which checkpoint a run directory stands for: every command reads the same.
+CHECKPOINTS = {"best": ("best.pt", "last.pt"), "last": ("last.pt",)}
+
+
+def resolve_checkpoint(path: Path, which: str = "best") -> Path:
+    """A run directory stands for its best checkpoint, falling back to its
+    last one (``which="best"``, every command's default), or for its last
+    one (``which="last"``); a file stands for itself."""
+    path = Path(path)
+    if which not in CHECKPOINTS:
+        raise InputError(f"--checkpoint must be best or last, not {which!r}")
     if path.is_dir():
-        for name in ("best.pt", "last.pt"):
+        for name in CHECKPOINTS[which]:
             if (path / name).is_file():
                 return path / name
-        raise InputError("no checkpoint (best.pt or last.pt) in this directory", path)
+        names = " or ".join(CHECKPOINTS[which])
+        raise InputError(f"no checkpoint ({names}) in this directory", path)
     if not path.exists():
         raise InputError("file not found", path)
     return path

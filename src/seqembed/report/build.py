@@ -2,11 +2,12 @@
 
 Two steps, so the page is a function of plain data:
 
-    build_report(run)    ->  content: summary, scores, training curve, sample
+    build_report(run)    ->  content: which checkpoint, summary and scores
+                             (summary), training curve (curve), sample
                              translations with attention, embedding map
-                             (report_map), analysis and stability sections
-                             (in analysis_text's wording)
-    report_html.render_html(content) -> one HTML file
+                             (map_data), analysis and stability sections (in
+                             analysis.text's wording)
+    html.render_html(content) -> one HTML file
 
 The file works offline and on a machine with no Chinese font: plotly.js, the
 page's script and a subset of a Chinese font are inlined, and its
@@ -25,15 +26,15 @@ import yaml
 
 from seqembed.analysis.text import sections
 from seqembed.analysis.wording import Section
-from seqembed.data.corpus import Pair
 from seqembed.data.prepare import read_splits
-from seqembed.data.vocab import SPECIALS
 from seqembed.errors import InputError
 from seqembed.files import atomic_write
 from seqembed.nmt.checkpoint import load_checkpoint, load_tables, resolve_checkpoint
-from seqembed.nmt.evaluation import Translator, score
+from seqembed.nmt.evaluation import Translator
 from seqembed.nmt.metrics_log import read_metrics
+from seqembed.report.curve import curve_figure
 from seqembed.report.map_data import map_side
+from seqembed.report.summary import checkpoint_line, scores_sentence, summary_rows
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class ReportSettings:
     projection: str = "tsne"  # projection.METHODS
     n_samples: int = 8  # sample translations shown
     random_state: int = 0
+    checkpoint: str = "best"  # a run directory's best.pt (else last.pt) or "last"
 
 
 def write_report(
@@ -76,59 +78,53 @@ def build_report(
     """Everything the page shows, as plain data. ``analysis``: an
     ``analyze_run`` result to use instead of RUN/analysis/analysis.json."""
     settings = settings or ReportSettings()
-    checkpoint = _checkpoint_for(Path(run))
+    checkpoint = resolve_checkpoint(Path(run), settings.checkpoint)
     run_dir = checkpoint.parent
+    analysis_from = None
     if analysis is None:
         analysis, analysis_from = _analysis(run_dir, checkpoint)
-    else:
-        analysis_from = "given by the caller"
     analysis_sections = _sections(analysis, run_dir, analysis_from)
     state = load_checkpoint(checkpoint)
     translator = Translator.from_state(state)
-    config = translator.config
     metrics = read_metrics(run_dir)
     splits = read_splits(run_dir)
     log.info("translating %d test pairs", len(splits["test"]))
     test_outputs = translator.translate([p.src for p in splits["test"]])
-    tables = load_tables(state)
     samples = _samples(translator, splits, test_outputs, settings.n_samples)
     return {
         "title": f"seqembed report: {run_dir.name}",
         "run": str(run_dir),
         "checkpoint": checkpoint.name,
-        "summary": _summary(state, config, splits, metrics),
-        "scores": _scores(splits["test"], test_outputs, metrics, config),
+        "checkpoint_line": checkpoint_line(checkpoint, state, metrics),
+        "summary": summary_rows(state, translator.config, splits, metrics),
+        "scores": scores_sentence(translator, splits, test_outputs),
         "config_yaml": yaml.safe_dump(
             state["config"], sort_keys=False, allow_unicode=True
         ),
         "curve": curve_figure(metrics),
         "samples": samples,
         "attention": _attention_figures(translator, [row[1] for row in samples]),
-        "map": {
-            side: map_side(
-                side,
-                tables[side].words(settings.min_freq),
-                settings.max_words,
-                settings.projection,
-                settings.random_state,
-            )
-            for side in settings.sides
-        },
+        "map": _map(checkpoint, state, settings),
         "analysis": analysis_sections,
         "analysis_from": analysis_from,
         "stability": _stability(run_dir),
     }
 
 
-def _checkpoint_for(run: Path) -> Path:
-    """A checkpoint file as given; for a run directory, the checkpoint its
-    saved analysis describes (the map and the tables then agree), else
-    best.pt (or last.pt)."""
-    if run.is_dir():
-        saved = _saved_analysis(run)
-        if saved and (run / saved["checkpoint"]).is_file():
-            return run / saved["checkpoint"]
-    return resolve_checkpoint(run)
+def _map(checkpoint: Path, state: dict, settings: ReportSettings) -> dict:
+    tables = load_tables(state)
+    return {
+        side: map_side(
+            side,
+            tables[side].words(settings.min_freq),
+            settings.max_words,
+            settings.projection,
+            settings.random_state,
+            checkpoint,
+            state,
+        )
+        for side in settings.sides
+    }
 
 
 def _saved_analysis(run_dir: Path) -> dict | None:
@@ -145,135 +141,39 @@ def _saved_analysis(run_dir: Path) -> dict | None:
 
 
 def _analysis(run_dir: Path, checkpoint: Path) -> tuple[dict, str]:
+    """The saved analysis when it describes this checkpoint; else one made
+    now, with the saved analysis' settings where there is one."""
+    from seqembed.analysis.run import analyze_run
+    from seqembed.analysis.settings import AnalysisSettings, settings_from_dict
+
     saved = _saved_analysis(run_dir)
     if saved and saved.get("checkpoint") == checkpoint.name:
-        return saved, ANALYSIS_FILE
-    from seqembed.analysis.run import analyze_run
-    from seqembed.analysis.settings import AnalysisSettings
-
+        return saved, f"from {ANALYSIS_FILE}, written by seqembed analyze"
+    if saved:
+        settings = settings_from_dict(saved.get("settings"), run_dir / ANALYSIS_FILE)
+        log.info("%s describes %s: analysing %s", ANALYSIS_FILE, saved["checkpoint"],
+                 checkpoint.name)  # fmt: skip
+        return analyze_run(checkpoint, settings), (
+            f"made now for {checkpoint.name} with the settings of {ANALYSIS_FILE} "
+            f"(which describes {saved['checkpoint']})"
+        )
     log.info("no saved analysis of %s: analysing with default settings", checkpoint)
-    return analyze_run(checkpoint, AnalysisSettings()), "default settings"
+    return analyze_run(checkpoint, AnalysisSettings()), (
+        f"made now with the default settings (no {ANALYSIS_FILE})"
+    )
 
 
-def _sections(analysis: dict, run_dir: Path, analysis_from: str) -> list[Section]:
+def _sections(analysis: dict, run_dir: Path, analysis_from: str | None) -> list:
     try:
         return sections(analysis)
     except (KeyError, TypeError):
-        if analysis_from != ANALYSIS_FILE:
+        if not analysis_from or not analysis_from.startswith("from "):
             raise
         raise InputError(
             "lacks figures this seqembed reports (written by an older version?); "
             "run `seqembed analyze` on the run again",
             run_dir / ANALYSIS_FILE,
         ) from None
-
-
-def _summary(state: dict, config, splits: dict, metrics: list[dict]) -> list:
-    model = config.model
-    encoder = "bidirectional" if model.bidirectional else "unidirectional"
-    attention = {
-        "none": "no attention",
-        "luong": f"Luong ({model.luong_score}) attention",
-        "bahdanau": "Bahdanau attention",
-    }[model.attention]
-    n_params = sum(t.numel() for t in state["model"].values())
-    data = config.data
-    rows = [
-        [
-            "data",
-            ", ".join(
-                f"{len(splits[name]):,} {name}" for name in ("train", "valid", "test")
-            )
-            + " pairs (RUN/data)",
-        ],
-        [
-            "vocabulary",
-            f"{len(state['src_vocab']['tokens']):,} source and "
-            f"{len(state['tgt_vocab']['tokens']):,} target tokens, each with "
-            f"{len(SPECIALS)} special tokens",
-        ],
-        [
-            "text processing",
-            f"Chinese: {data.src_segmentation}; English: {data.tgt_tokenization}"
-            + (", lowercased" if data.lowercase else ""),
-        ],
-        [
-            "model",
-            f"LSTM encoder-decoder, {model.num_layers} layer(s), {encoder} "
-            f"encoder, {attention}; embeddings {model.emb_size}, hidden "
-            f"{model.hidden_size}; {n_params:,} parameters",
-        ],
-    ]
-    if metrics:
-        best = max(metrics, key=lambda m: m.get("valid_bleu", 0.0))
-        rows.append(
-            [
-                "training",
-                f"{len(metrics)} epochs in {metrics[-1].get('elapsed_s', 0):.0f} s; "
-                f"final training loss {metrics[-1]['train_loss']:.4f}; best "
-                f"validation BLEU {best['valid_bleu']:.2f} at epoch {best['epoch']}",
-            ]
-        )
-    return rows
-
-
-def _scores(test: list[Pair], outputs: list[str], metrics: list[dict], config) -> str:
-    if test:
-        scores = score(outputs, [p.tgt for p in test], config.data.lowercase)
-        return (
-            f"Test: BLEU {scores.bleu:.2f}, chrF {scores.chrf:.2f} on the "
-            f"{scores.n_sentences:,} held-out test pairs (RUN/data/test.tsv, "
-            f"translated now, beam size {config.decode.beam_size}; sacrebleu "
-            f"{scores.bleu_signature})."
-        )
-    if metrics:
-        last = metrics[-1]
-        return (
-            f"No test split: the last validation (epoch {last['epoch']}, from "
-            f"metrics.jsonl) had BLEU {last['valid_bleu']:.2f}, chrF "
-            f"{last['valid_chrf']:.2f}."
-        )
-    return "No test split and no validation record: no scores."
-
-
-def curve_figure(metrics: list[dict]) -> dict | None:
-    """A plotly figure (plain data): losses on the left axis, validation
-    BLEU and chrF on the right one, by epoch."""
-    if not metrics:
-        return None
-    epochs = [m["epoch"] for m in metrics]
-    lines = [
-        ("train_loss", "training loss", "y"),
-        ("valid_loss", "validation loss", "y"),
-        ("valid_bleu", "validation BLEU", "y2"),
-        ("valid_chrf", "validation chrF", "y2"),
-    ]
-    data = [
-        {
-            "type": "scatter",
-            "mode": "lines+markers",
-            "name": name,
-            "x": epochs,
-            "y": [m.get(key) for m in metrics],
-            "yaxis": axis,
-            "line": {"dash": "dot"} if axis == "y2" else {},
-        }
-        for key, name, axis in lines
-        if any(key in m for m in metrics)
-    ]
-    layout = {
-        "height": 380,
-        "margin": {"l": 60, "r": 60, "t": 20, "b": 50},
-        "xaxis": {"title": {"text": "epoch"}},
-        "yaxis": {"title": {"text": "loss"}},
-        "yaxis2": {
-            "title": {"text": "BLEU / chrF"},
-            "overlaying": "y",
-            "side": "right",
-        },
-        "legend": {"orientation": "h", "y": -0.2},
-    }
-    return {"data": data, "layout": layout}
 
 
 def _samples(translator, splits: dict, test_outputs: list[str], n: int) -> list:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seqembed.analysis.words import is_content_word
 from seqembed.data.vocab import SPECIALS
 from seqembed.errors import InputError
 from seqembed.report.projection import Projection, describe, unit_rows
@@ -47,6 +48,10 @@ class EmbeddingMap:
     links: list[tuple[int, int]]  # (src point, tgt point): dictionary pairs
     title: str
     method: str  # how the positions were made, for the caption
+    # The order to draw labels in (0 first): a drawing that cannot fit them
+    # all without overlaps keeps the first. None: frequency order.
+    label_rank: np.ndarray | None = None
+    label_note: str = ""  # which words are labelled and why, for the caption
 
 
 def embedding_map(
@@ -88,25 +93,44 @@ def embedding_map(
     xy = projection.fit_transform(vectors)
     freqs = np.concatenate([table.freqs for table in chosen.values()])
     special = np.array([w in SPECIALS for w in words])
-    categories = None
-    if color == "group":
-        categories = group_categories(words, groups or {}, links)
-    elif color == "chance":
-        categories = chance_categories(words, sides, analysis)
+    categories = _categories(color, words, sides, groups, analysis, links)
     names = " and ".join(SIDE_NAMES[s].split(" (")[0] for s in chosen)
+    first, last = _label_preferences(words, special, categories, color)
+    labelled = label_mask(freqs, sides, special, n_labels, first, last)
     return EmbeddingMap(
         words=words,
         sides=sides,
         xy=xy,
         freqs=freqs,
         special=special,
-        labelled=label_mask(freqs, sides, special, n_labels),
+        labelled=labelled,
         color=color,
         categories=categories,
         links=links,
         title=f"{names} word embeddings, {len(words)} tokens",
         method=describe(projection) + " of L2-normalised vectors",
+        label_rank=label_ranks(freqs, special, first, last),
+        label_note=_label_note(labelled, special, sides, first, last),
     )
+
+
+def _categories(color, words, sides, groups, analysis, links) -> list[str] | None:
+    if color == "group":
+        return group_categories(words, groups or {}, links)
+    if color == "chance":
+        return chance_categories(words, sides, analysis)
+    return None
+
+
+def _label_preferences(words, special, categories, color):
+    """Colouring by group: the group members' labels first, the function
+    words' (的, 了, the) last, so the coloured words are the named ones.
+    Otherwise: none (labels by frequency alone)."""
+    if color != "group":
+        return None, None
+    first = np.array([c not in (OTHER, SPECIAL) for c in categories])
+    last = np.array([not is_content_word(w) for w in words]) & ~first & ~special
+    return first, last
 
 
 def _words(table: EmbeddingTable, min_freq: int, specials: bool) -> EmbeddingTable:
@@ -157,17 +181,63 @@ def _normalized_like(vectors: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def label_mask(
-    freqs: np.ndarray, sides: list[str], special: np.ndarray, n_labels: int
+    freqs: np.ndarray,
+    sides: list[str],
+    special: np.ndarray,
+    n_labels: int,
+    first: np.ndarray | None = None,
+    last: np.ndarray | None = None,
 ) -> np.ndarray:
     """Every point of a side with at most ``n_labels`` words, else its
-    ``n_labels`` most frequent words; special tokens always."""
+    ``n_labels`` best by ``label_ranks``; special tokens always."""
     labelled = special.copy()
+    rank = label_ranks(freqs, special, first, last)
     sides_array = np.array(sides)
     for side in dict.fromkeys(sides):
         rows = np.flatnonzero((sides_array == side) & ~special)
-        order = rows[np.argsort(-freqs[rows], kind="stable")]
+        order = rows[np.argsort(rank[rows], kind="stable")]
         labelled[order[:n_labels]] = True
     return labelled
+
+
+def label_ranks(
+    freqs: np.ndarray,
+    special: np.ndarray,
+    first: np.ndarray | None = None,
+    last: np.ndarray | None = None,
+) -> np.ndarray:
+    """Each point's place in the labelling order (0 first): special tokens,
+    then ``first`` (group members), then the rest, then ``last`` (function
+    words); within each, the most frequent first."""
+    tier = np.where(special, 0, 2)
+    if first is not None:
+        tier = np.where(first & ~special, 1, tier)
+    if last is not None:
+        tier = np.where(last & ~special, 3, tier)
+    order = np.lexsort((-freqs, tier))  # by tier, then by frequency
+    rank = np.empty(len(freqs), dtype=np.int64)
+    rank[order] = np.arange(len(freqs))
+    return rank
+
+
+def _label_note(labelled, special, sides, first, last) -> str:
+    """Which words carry labels and why, in words."""
+    words = labelled & ~special
+    if words.sum() == (~special).sum():
+        return "every word labelled"
+    per_side = " per side" if len(set(sides)) > 1 else ""
+    if first is None:
+        return f"labels: the {int(words.sum())} most frequent words{per_side}"
+    n_first = int((words & first).sum())
+    n_rest = int((words & ~first).sum())
+    note = f"labels: the {n_first} words of the topic groups"
+    if n_first < int((first & ~special).sum()):
+        note = f"labels: the {n_first} most frequent words of the topic groups"
+    if n_rest:
+        note += f", then the {n_rest} most frequent content words"
+    if last is not None and (labelled & last).any():
+        note += " and function words"
+    return note + per_side
 
 
 def group_categories(
@@ -244,10 +314,21 @@ def word_verdicts(analysis: dict, side: str) -> dict[str, str]:
     return verdicts
 
 
-def caption(m: EmbeddingMap) -> str:
+def caption(m: EmbeddingMap, hidden: int = 0) -> str:
+    """The picture's caption: how the points were placed, the dictionary
+    lines, which words are labelled and why (``hidden``: labels a drawing
+    left out where they would overlap)."""
     caption = m.method
     if m.links:
         caption += f"; lines: {len(m.links)} dictionary pairs"
+    if m.label_note == "every word labelled" and hidden:
+        return caption + f"; labels: every word but {hidden}, left out where they "
+        "would overlap"
+    if m.label_note:
+        caption += "; " + m.label_note
+        if hidden:
+            caption += f" ({hidden} left out where they would overlap)"
+        return caption
     if not m.labelled.all():
         sides = np.array(m.sides)
         shown = max(

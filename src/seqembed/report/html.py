@@ -87,6 +87,9 @@ def _e(value) -> str:
     return html.escape(str(value))
 
 
+FOLD_ROWS = 12  # a table with more rows than this starts folded
+
+
 def _table(columns: list[str], rows: list[list], css: str = "") -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
@@ -104,21 +107,102 @@ def _cell(value) -> str:
     return f"<td>{_e(text)}</td>"
 
 
-def _section_html(section: Section) -> str:
-    parts = [f"<h3>{_e(section.title)}</h3>"]
+def _folded(table: str, n_rows: int) -> str:
+    """A long table inside a closed <details>: the page stays readable."""
+    if n_rows <= FOLD_ROWS:
+        return table
+    return (
+        f'<details class="fold"><summary>show all {n_rows} rows</summary>'
+        f"{table}</details>"
+    )
+
+
+def anchor(text: str, taken: set[str]) -> str:
+    """An id for a heading: its words in lowercase joined by "-" (other
+    scripts kept), unique on the page."""
+    words = re.findall(r"\w+", text.lower())
+    base = "-".join(words) or "section"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def _section_html(section: Section, taken: set[str]) -> tuple[str, str]:
+    """(the section's HTML, its id)."""
+    name = anchor(section.title, taken)
+    parts = [f'<h3 id="{_e(name)}">{_e(section.title)}</h3>']
     if section.text:
         parts.append(f"<p>{_e(section.text)}</p>")
     if section.columns:
-        parts.append(_table(section.columns, section.rows))
-    return "\n".join(parts)
+        table = _table(section.columns, section.rows)
+        parts.append(_folded(table, len(section.rows)))
+    return "\n".join(parts), name
+
+
+def _contents(entries: list[tuple[str, str, list[tuple[str, str]]]]) -> str:
+    """A table of contents: (id, title, [(id, title) of subsections])."""
+    items = []
+    for name, title, subsections in entries:
+        inner = "".join(
+            f'<li><a href="#{_e(sub)}">{_e(text)}</a></li>' for sub, text in subsections
+        )
+        items.append(
+            f'<li><a href="#{_e(name)}">{_e(title)}</a>'
+            + (f"<ol>{inner}</ol>" if inner else "")
+            + "</li>"
+        )
+    return (
+        '<nav id="contents" aria-label="contents"><h2>Contents</h2>'
+        f"<ol>{''.join(items)}</ol></nav>"
+    )
+
+
+def _analysis_html(content: dict, taken: set[str]):
+    """The analysis and stability sections, and their contents entries."""
+    entries, parts = [], []
+    blocks = [("analysis", "What the embeddings learned", content["analysis"])]
+    if content["stability"]:
+        blocks.append(("stability", "Stability across seeds", content["stability"]))
+    for name, title, sections in blocks:
+        rendered = [_section_html(s, taken) for s in sections]
+        intro = ""
+        if name == "analysis":
+            source = content.get("analysis_from")
+            intro = (
+                "<p>Each figure beside its chance level"
+                + (f"; the analysis is {_e(source)}" if source else "")
+                + ".</p>"
+            )
+        parts.append(
+            f'<section id="{name}"><h2>{title}</h2>{intro}'
+            + "\n".join(html for html, _ in rendered)
+            + "</section>"
+        )
+        subsections = [(sub, s.title) for (_, sub), s in zip(rendered, sections)]
+        entries.append((name, title, subsections))
+    return parts, entries
 
 
 def _body(content: dict) -> str:
+    taken = {"contents", "summary", "training", "samples", "embedding-map"}
+    taken |= {"analysis", "stability", "curve", "map", "word-info", "map-caption"}
     summary = [*content["summary"], ["scores", content["scores"]]]
+    analysis_parts, analysis_entries = _analysis_html(content, taken)
+    entries = [
+        ("summary", "Summary", []),
+        ("training", "Training curve", []),
+        ("samples", "Sample translations", []),
+        *([("embedding-map", "Embedding map", [])] if content["map"] else []),
+        *analysis_entries,
+    ]
     parts = [
         f"<h1>{_e(content['title'])}</h1>",
-        f'<p class="meta">Run {_e(content["run"])}, checkpoint '
-        f"{_e(content['checkpoint'])}; written by seqembed {_e(__version__)}.</p>",
+        f'<p class="meta">Run {_e(content["run"])}; written by seqembed '
+        f"{_e(__version__)}.</p>",
+        f'<p id="checkpoint" class="checkpoint">{_e(content["checkpoint_line"])}</p>',
+        _contents(entries),
         '<section id="summary"><h2>Summary</h2>',
         _table(["", ""], summary, "summary"),
         "<details><summary>configuration</summary><pre>"
@@ -133,18 +217,8 @@ def _body(content: dict) -> str:
         _attention_html(content["attention"], content["samples"]),
         "</section>",
         _map_html(content["map"]),
-        '<section id="analysis"><h2>What the embeddings learned</h2>',
-        f"<p>Each figure beside its chance level (analysis: "
-        f"{_e(content['analysis_from'])}).</p>",
-        *(_section_html(s) for s in content["analysis"]),
-        "</section>",
+        *analysis_parts,
     ]
-    if content["stability"]:
-        parts += [
-            '<section id="stability"><h2>Stability across seeds</h2>',
-            *(_section_html(s) for s in content["stability"]),
-            "</section>",
-        ]
     return "\n".join(parts)
 
 

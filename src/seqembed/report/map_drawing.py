@@ -60,26 +60,58 @@ def map_figure(m: EmbeddingMap, width: float = 9.0, height: float = 7.5):
         if m.links:
             _draw_links(ax, m)
         scatter, shapes = _draw_points(ax, m, size=36 if small else 10)
-        for i in np.flatnonzero(m.labelled):
-            ax.annotate(
-                m.words[i],
-                m.xy[i],
-                xytext=(4, 3),
-                textcoords="offset points",
-                fontsize=10 if small else 7,
-                color="#555555" if m.special[i] else "black",
-                style="italic" if m.special[i] else "normal",
-            )
+        labels = _annotate(ax, m, fontsize=10 if small else 7)
         if scatter is not None:
             figure.colorbar(scatter, ax=ax, label="training frequency")
         handles = ax.get_legend_handles_labels()[0] + shapes
         if handles:
-            ax.legend(handles=handles, loc="best", fontsize=8, markerscale=0.8)
+            # Beside the map, never over its points.
+            ax.legend(
+                handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1),
+                borderaxespad=0, fontsize=8, markerscale=0.8,
+            )  # fmt: skip
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(m.title)
-        ax.set_xlabel(caption(m))
+        ax.set_xlabel(caption(m), wrap=True)
+        hidden = _drop_overlapping(figure, labels)
+        ax.set_xlabel(caption(m, hidden), wrap=True)
     return figure
+
+
+def _annotate(ax, m: EmbeddingMap, fontsize: float) -> list:
+    """The labels as Annotations, in the map's labelling order."""
+    rows = np.flatnonzero(m.labelled)
+    if m.label_rank is not None:
+        rows = rows[np.argsort(m.label_rank[rows], kind="stable")]
+    return [
+        ax.annotate(
+            m.words[i],
+            m.xy[i],
+            xytext=(4, 3),
+            textcoords="offset points",
+            fontsize=fontsize,
+            color="#555555" if m.special[i] else "black",
+            style="italic" if m.special[i] else "normal",
+        )
+        for i in rows
+    ]
+
+
+def _drop_overlapping(figure, labels: list, pad: float = 2.0) -> int:
+    """Hide each label whose box overlaps one placed before it (the order
+    is the map's priority); the number hidden."""
+    figure.canvas.draw()  # lays the figure out: the boxes are final
+    renderer = figure.canvas.get_renderer()
+    placed, hidden = [], 0
+    for label in labels:
+        box = label.get_window_extent(renderer).expanded(1, 1).padded(pad)
+        if any(box.overlaps(other) for other in placed):
+            label.set_visible(False)
+            hidden += 1
+        else:
+            placed.append(box)
+    return hidden
 
 
 def _draw_links(ax, m: EmbeddingMap) -> None:
@@ -121,7 +153,11 @@ def _draw_points(ax, m: EmbeddingMap, size: float):
                 # One legend entry per colour; the shapes get their own below.
                 label = None if name in named else name
                 named.add(name)
-                ax.scatter(*m.xy[members].T, color=color, label=label, **style)
+                if name in (OTHER, "not tested"):  # the background: quieter
+                    faint = {**style, "s": style["s"] * 0.6, "alpha": 0.5}
+                    ax.scatter(*m.xy[members].T, color=color, label=label, **faint)
+                else:
+                    ax.scatter(*m.xy[members].T, color=color, label=label, **style)
     if m.special.any():
         ax.scatter(*m.xy[m.special].T, marker="X", s=70, color="black", label=SPECIAL)
     shapes = []

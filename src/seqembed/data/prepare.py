@@ -125,15 +125,17 @@ def no_pairs_left(skips: SkipCounts, reasons: dict[str, str]) -> InputError:
 def _named_skips(
     pairs: Iterator[Pair], skips: SkipCounts, config: Config
 ) -> Iterator[Pair]:
-    """``pairs``; a corpus whose every line was skipped is an error naming
-    the key that skipped them (the corpus itself only names the file)."""
+    """``pairs``; a corpus whose lines were all skipped, some as too long,
+    is an error naming ``data.max_chars`` (the corpus's own error names the
+    file, which is right for a file of blank lines)."""
     empty = True
     try:
         for pair in pairs:
             empty = False
             yield pair
     except InputError as error:
-        if empty and error.line is None and skips.total:  # not a bad line
+        # error.line: a bad line, not the end of a corpus of skipped ones
+        if empty and error.line is None and skips.reasons["too long"]:
             raise no_pairs_left(skips, read_reasons(config)) from None
         raise
 

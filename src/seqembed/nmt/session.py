@@ -142,6 +142,7 @@ def start_session(
     allocator.keep_freed_memory()
     subwords = _subword_models(config, user_dict, run_dir, checkpoint)
     data = _training_data(config, run_dir, user_dict, subwords, checkpoint)
+    stand_in = data.pop("train_as_valid")
     model = _model(config, data["src_vocab"], data["tgt_vocab"], run_dir, checkpoint)
     # fused: one kernel per parameter instead of ~10 elementwise passes;
     # 8% more training tokens/s on the CPU (bench/speed.py).
@@ -163,6 +164,8 @@ def start_session(
     )
     if checkpoint is not None:
         _restore(session, checkpoint, path)
+    if stand_in:
+        _without_validation(config, len(session.valid.pairs))
     log.info("CPU: %s", cpu_info().describe())
     log.info(
         "model: %d parameters; vocab src %d, tgt %d; train %d pairs",
@@ -251,6 +254,7 @@ def _training_data(
         tgt_vocab.save(run_dir / "vocab.tgt.tsv")
     valid = data["valid"] if data["valid"].pairs else _train_as_valid(config, data)
     return dict(
+        train_as_valid=valid is data["train"],
         src_vocab=src_vocab,
         tgt_vocab=tgt_vocab,
         train_src=train_src,
@@ -264,30 +268,41 @@ def _training_data(
 def _train_as_valid(config: Config, data: dict[str, Split]) -> Split:
     """With no validation pairs (a toy corpus), the training pairs stand in
     for them; a training split on the token cache is not held to do so."""
-    data_cfg, train_cfg = config.data, config.train
-    settings = (
-        f"data.valid_size={data_cfg.valid_size}, "
-        f"data.heldout_fraction={data_cfg.heldout_fraction:g}"
-    )
     if not data["train"].pairs:
         raise InputError(
-            f"no validation pairs ({settings}), which a training split on the "
-            f"token cache (data.cache_min_pairs={data_cfg.cache_min_pairs}) "
-            "needs: raise data.valid_size or give held-out pairs"
+            f"no validation pairs ({_held_out(config)}), which a training split "
+            f"on the token cache (data.cache_min_pairs="
+            f"{config.data.cache_min_pairs}) needs: raise data.valid_size or "
+            "give held-out pairs"
         )
-    metric = train_cfg.early_stopping_metric
+    return data["train"]
+
+
+def _without_validation(config: Config, n_pairs: int) -> None:
+    """Say that the training pairs stand in for validation pairs: a warning
+    where early stopping watches them (said once the model is built, after
+    any error that would stop the run)."""
+    train_cfg = config.train
     if train_cfg.patience > 0:
         log.warning(
             "no validation pairs (%s): early stopping (train.patience=%d) and "
             "best.pt follow the %s on the %d training pairs instead",
-            settings, train_cfg.patience, metric, len(data["train"].pairs),
+            _held_out(config), train_cfg.patience,
+            train_cfg.early_stopping_metric, n_pairs,
         )  # fmt: skip
     else:
         log.info(
             "no validation pairs (%s): validation and best.pt use the %d "
-            "training pairs", settings, len(data["train"].pairs),
+            "training pairs", _held_out(config), n_pairs,
         )  # fmt: skip
-    return data["train"]
+
+
+def _held_out(config: Config) -> str:
+    data = config.data
+    return (
+        f"data.valid_size={data.valid_size}, "
+        f"data.heldout_fraction={data.heldout_fraction:g}"
+    )
 
 
 def _model(

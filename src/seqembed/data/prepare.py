@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqembed.config import Config, from_dict
+from seqembed.config import SAVED, Config, from_dict
 from seqembed.data.corpus import (
     SIDES,
     Corpus,
@@ -315,7 +315,7 @@ def side_vocab(
 def training_tokens(run_dir: Path, checkpoint: dict) -> Split:
     """The run's training pairs, segmented and tokenised exactly as training
     saw them (for co-occurrence counts and contextual states)."""
-    config = from_dict(checkpoint["config"], "checkpoint")
+    config = from_dict(checkpoint["config"], SAVED)
     pairs = read_splits(Path(run_dir))["train"]
     if not pairs:
         raise InputError("the run has no training data (data/train.tsv)", run_dir)
@@ -333,7 +333,7 @@ def training_words(run_dir: Path, checkpoint: dict) -> Split:
     instead of pieces: jieba's (with the run's user dictionary) for the
     source, Moses tokens (lowercased as the run was) for the target."""
     split = training_tokens(run_dir, checkpoint)
-    data = from_dict(checkpoint["config"], "checkpoint").data
+    data = from_dict(checkpoint["config"], SAVED).data
     if data.src_segmentation == "sentencepiece":
         jieba = ChineseSegmenter("jieba", checkpoint.get("user_dict"))
         split.src = [jieba(pair.src) for pair in split.pairs]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from seqembed.config import Config, from_dict, save_config, to_dict, validate
+from seqembed.config import SAVED, Config, from_dict, save_config, to_dict, validate
 from seqembed.data.corpus import SIDES, Corpus, Pair, SkipCounts
 from seqembed.data.prepare import (
     Split,
@@ -127,7 +127,6 @@ def start_session(
     """Split and tokenise the data, build vocabularies, model and optimiser;
     with ``resume``, restore all of them from ``run_dir``'s newest checkpoint.
     ``user_dict`` is the dictionary's text; None reads ``data.user_dict``."""
-    validate(config)  # a Config built in Python, not read by from_dict
     checkpoint, path = load_for_resume(run_dir) if resume else (None, None)
     config, user_dict = _settings(config, user_dict, checkpoint, run_dir)
     if checkpoint is None:
@@ -183,13 +182,16 @@ def _settings(
     """The config and user dictionary the run trains with: a resumed run's
     own (``resume_config``: the one rule), else as given, the dictionary
     read from ``data.user_dict`` unless its text was given; the precision
-    resolved for this CPU."""
+    resolved for this CPU. A Config built in Python (``dataclasses.replace``)
+    is checked here, where ``from_dict`` has not."""
     if checkpoint is not None:
-        saved = from_dict(checkpoint["config"], "checkpoint")
+        saved = from_dict(checkpoint["config"], SAVED)
         config = resume_config(saved, config, run_dir)
         user_dict = resume_user_dict(checkpoint, user_dict, run_dir)
-    elif user_dict is None and config.data.user_dict:
-        user_dict = read_user_dict(config.data.user_dict)
+    else:
+        validate(config)
+        if user_dict is None and config.data.user_dict:
+            user_dict = read_user_dict(config.data.user_dict)
     precision = resolve_precision(config.train.precision, "train.precision")
     return replace(config, train=replace(config.train, precision=precision)), user_dict
 

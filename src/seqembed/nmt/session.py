@@ -38,6 +38,7 @@ from seqembed.nmt import distributed
 from seqembed.nmt.build import build_model
 from seqembed.nmt.cpu import allocator
 from seqembed.nmt.devices import cpu_info, resolve_precision
+from seqembed.nmt.memory import check_memory
 from seqembed.nmt.model import Seq2Seq
 from seqembed.nmt.pretrained import apply_pretrained
 from seqembed.nmt.resume import load_for_resume, resume_config, resume_user_dict
@@ -316,49 +317,13 @@ def _model(
 ) -> Seq2Seq:
     """The model, its tables from pretrained vectors where asked; on resume
     the checkpoint holds them and only freezing is set again."""
-    _check_memory(config, len(src_vocab), len(tgt_vocab))
+    check_memory(config, len(src_vocab), len(tgt_vocab))
     model = build_model(config.model, len(src_vocab), len(tgt_vocab))
     resume = checkpoint is not None
     apply_pretrained(model, src_vocab, tgt_vocab, config, run_dir, resume=resume)
     if distributed.rank() > 0:  # the same initial model, its own dropout masks
         seed_rank(config.train.seed, distributed.rank())
     return model
-
-
-def _check_memory(config: Config, n_src: int, n_tgt: int) -> None:
-    """A model too large for this machine's memory is a one-line error here,
-    not an allocation failure (or the OOM killer) in torch. Counted on the
-    meta device (shapes, no memory): each parameter takes 16 bytes at least,
-    with its gradient and Adam's two moments."""
-    try:
-        with torch.device("meta"):
-            model = Seq2Seq.from_config(config.model, n_src, n_tgt)
-    except (NotImplementedError, RuntimeError):  # a layer meta cannot build
-        return
-    n_params = sum(p.numel() for p in model.parameters())
-    need, free = 16 * n_params, available_memory()
-    if free is not None and need > free:
-        settings = config.model
-        raise InputError(
-            f"the model would have {n_params:,} parameters, {need / 2**30:.1f} GiB "
-            f"with their gradients and Adam's state, more than the "
-            f"{free / 2**30:.1f} GiB of memory available: lower model.hidden_size "
-            f"({settings.hidden_size}), model.emb_size ({settings.emb_size}), "
-            f"model.num_layers ({settings.num_layers}) or vocab.max_size"
-        )
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux's MemAvailable),
-    or None where it cannot be read."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def _restore(session: Session, checkpoint: dict, path: Path) -> None:

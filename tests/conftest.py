@@ -57,7 +57,7 @@ def pytest_configure(config):
         "markers", "bf16: needs a CPU with native bfloat16 (skipped elsewhere)"
     )
     config.addinivalue_line(
-        "markers", "slow: exhaustive versions, left out unless asked: -m slow"
+        "markers", "slow: exhaustive versions (-m 'not slow' leaves them out)"
     )
 
 

@@ -31,8 +31,6 @@ LONG_FUNCTIONS = {
     ),
     "nmt/cpu/input_feeding.py:InputFeedingRecurrence.forward": (86, SPLITTING),
     "nmt/decoding.py:beam_search": (104, SPLITTING),
-    "nmt/training.py:start_session": (165, SPLITTING),
-    "nmt/training.py:train": (140, SPLITTING),
     "analysis/alignment.py:alignment_report": (93, SPLITTING),
     "analysis/embedding.py:EmbeddingAnalysis._judge": (95, SPLITTING),
     "analysis/embedding.py:group_cohesion": (61, SPLITTING),
@@ -46,10 +44,8 @@ LONG_MODULES = {
     "analysis/contextual.py": (422, SPLITTING),
     "analysis/embedding.py": (790, SPLITTING),
     "analysis/text.py": (446, SPLITTING),
-    "config.py": (423, SPLITTING),
     "nmt/cpu/input_feeding.py": (420, SPLITTING),
     "nmt/model.py": (558, SPLITTING),
-    "nmt/training.py": (740, SPLITTING),
     "report/embedding_map.py": (458, SPLITTING),
 }
 

@@ -246,3 +246,21 @@ def test_docs_settings_lists_every_key_with_its_default_and_range():
     assert set(rows) == set(fields()), "add (or remove) rows in docs/settings.md"
     for key, spec in fields().items():
         assert rows[key] == [shown(spec.default), valid_values(key)], key
+
+
+def test_values_kept_from_a_runs_own_config_keep_its_ranges(tmp_path):
+    from seqembed.config import SAVED, read_run_config, save_config
+
+    old = to_dict(Config())
+    old["data"]["heldout_fraction"] = 0.8
+    path = tmp_path / "config.yaml"
+    save_config(from_dict(old, SAVED), path)
+    with pytest.raises(InputError, match="heldout_fraction must be"):
+        load_config(path)  # as a new config: today's ranges
+    base = read_run_config(path)
+    config = load_config(None, ["train.epochs=7"], base=base)
+    assert (config.data.heldout_fraction, config.train.epochs) == (0.8, 7)
+    with pytest.raises(InputError, match=r"--set: data\.heldout_fraction must be"):
+        load_config(None, ["data.heldout_fraction=0.9"], base=base)
+    with pytest.raises(InputError, match=r"--set: train\.epochs must be > 0"):
+        load_config(None, ["train.epochs=0"], base=base)

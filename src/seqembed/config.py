@@ -31,6 +31,11 @@ from seqembed.configfile import (
 )
 from seqembed.errors import InputError
 
+# The source that marks a config a run saved (its checkpoint, its
+# config.yaml): it was checked when the run started and is read with the
+# ranges of its time (``validate``).
+SAVED = "checkpoint"
+
 # Seeds go to torch, Python's random and numpy: 32 bits suit all three.
 SEED_MAX = 2**32 - 1
 
@@ -257,16 +262,20 @@ def _keys() -> dict[str, list[str]]:
     }
 
 
-def validate(config: Config, source: str | None = "config") -> None:
+def validate(
+    config: Config, source: str | None = "config", kept: Config | None = None
+) -> None:
     """Each key in its declared range, then the rules between keys. A Config
     built in Python (``dataclasses.replace``) is checked by ``train``.
 
-    A checkpoint's config (``source`` "checkpoint") was checked when its run
-    started; its ranges are not checked again, so that a range narrowed
-    since cannot lock an old run out of translation or resume."""
-    for name in sections():
-        if source != "checkpoint":
-            check_fields(getattr(config, name), name, source)
+    A config a run saved (``source`` SAVED) was checked when its run started;
+    its ranges are not checked again, so that a range narrowed since cannot
+    lock an old run out of translation or resume. Nor are the values a
+    config keeps from such a one (``kept``)."""
+    if source != SAVED:
+        for name in sections():
+            section = getattr(kept, name) if kept is not None else None
+            check_fields(getattr(config, name), name, source, section)
     model, decode = config.model, config.decode
     if model.freeze_embeddings and not (model.src_embeddings or model.tgt_embeddings):
         raise InputError(
@@ -278,7 +287,7 @@ def validate(config: Config, source: str | None = "config") -> None:
         raise InputError(
             "model.hidden_size must be even for a bidirectional encoder", source
         )
-    if decode.max_len_b < 1 and decode.max_len_a < 1 and source != "checkpoint":
+    if decode.max_len_b < 1 and decode.max_len_a < 1 and source != SAVED:
         raise InputError(
             "decode.max_len_b must be >= 1 when decode.max_len_a < 1 (a "
             "one-token source would get no output)",
@@ -291,7 +300,9 @@ def load_config(
     overrides: list[str] = (),
     base: Config | None = None,
 ) -> Config:
-    """Defaults (or ``base``) <- YAML file <- ``--set`` overrides, validated."""
+    """Defaults (or ``base``) <- YAML file <- ``--set`` overrides, validated.
+    ``base`` is a run's own config (``read_run_config``): the values kept
+    from it are not checked against today's ranges again."""
     raw = to_dict(base or Config())
     if path is not None:
         path = Path(path)
@@ -306,7 +317,21 @@ def load_config(
         if key not in raw[section]:
             raise InputError(f"--set {text}: {unknown_key(section, key, _keys())}")
         raw[section][key] = value
-    return from_dict(raw, "--set" if overrides else str(path or "config"))
+    source = "--set" if overrides else str(path or "config")
+    if base is None:
+        return from_dict(raw, source)
+    config = from_dict(raw, SAVED)  # names and types; the ranges below
+    validate(config, source, kept=base)
+    return config
+
+
+def read_run_config(path: str | Path) -> Config:
+    """A run's own ``config.yaml``, read as its checkpoint's config is: with
+    the ranges of the version that started the run."""
+    path = Path(path)
+    loaded, text = read_yaml(path)
+    check_file(loaded, text, path, lambda part: from_dict(part, SAVED))
+    return from_dict(loaded, SAVED)
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -75,13 +75,16 @@ def _number(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:g}"
 
 
-def check_fields(obj: Any, section: str, source: str | None) -> None:
+def check_fields(obj: Any, section: str, source: str | None, kept: Any = None) -> None:
     """Every field of the dataclass ``obj`` inside its declared range, and
-    no text field an empty string (a path is a path, or null)."""
+    no text field an empty string (a path is a path, or null). A field with
+    the value it has in ``kept`` (checked before) is not checked again."""
     for spec in dataclasses.fields(obj):
         value, key = getattr(obj, spec.name), f"{section}.{spec.name}"
         bounds = field_range(spec)
         if value is None or isinstance(value, bool):
+            continue
+        if kept is not None and getattr(kept, spec.name) == value:
             continue
         if bounds is not None and isinstance(value, (int, float)):
             if value not in bounds:

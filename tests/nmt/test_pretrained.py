@@ -293,7 +293,7 @@ def test_freezing_keeps_the_tables_while_the_rest_learns(tmp_path):
     assert not torch.equal(model["decoder.output_projection.weight"], initial["out"])
     # Adam keeps no state for a frozen table, and resuming keeps it frozen.
     assert len(state["optimizer"]["state"]) == len(model) - 2
-    longer = demo_config(seed_example=True, seed=1, extra=["train.epochs=3"])
+    longer = demo_config(seed_example=True, seed=1, extra=[*settings, "train.epochs=3"])
     train(longer, tmp_path / "run", resume=True)
     resumed = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
     assert torch.equal(resumed["encoder.embedding.weight"], initial["src"])

@@ -352,3 +352,45 @@ def test_train_checks_a_config_built_in_python(tmp_path):
     bad = dataclasses.replace(config, train=dataclasses.replace(config.train, lr=0.0))
     with pytest.raises(InputError, match="train.lr must be > 0, got 0"):
         train(bad, tmp_path, seed_pairs())
+
+
+def test_a_run_saved_under_wider_ranges_still_resumes_from_the_cli(tmp_path):
+    """A run started when a range was wider (here a negative seed, refused
+    now) resumes: its config.yaml and checkpoint are read with the ranges of
+    their time, and only what is given again is checked against today's."""
+    from seqembed.cli.main import main
+    from seqembed.config import SAVED, from_dict, save_config
+    from seqembed.nmt.checkpoint import save_checkpoint
+
+    run = tmp_path / "run"
+    train(seed_config("train.epochs=1"), run, seed_pairs())
+    state = load_checkpoint(run / "last.pt")
+    state["config"]["train"]["seed"] = -3
+    save_checkpoint(state, run / "last.pt")
+    save_config(from_dict(state["config"], SAVED), run / "config.yaml")
+    assert main(["train", "--out-dir", str(run), "--resume", "--epochs", "2"]) == 0
+    assert load_checkpoint(run / "last.pt")["counters"]["epoch"] == 3
+    again = ["train", "--out-dir", str(run), "--resume", "--set", "train.seed=-4"]
+    assert main(again) == 2  # train.seed must be >= 0 (one line, as ever)
+
+
+def test_cli_user_dict_goes_into_the_config_and_the_checkpoint(tmp_path):
+    from seqembed.cli.demo import SEED_EXAMPLE_SETTINGS
+    from seqembed.cli.main import main
+    from seqembed.config import read_run_config
+
+    corpus = tmp_path / "seed.tsv"
+    corpus.write_text("".join(f"{en}\t{zh}\n" for zh, en in SEED_PAIRS))
+    words = tmp_path / "words.txt"
+    words.write_text("自然语言 10\n", encoding="utf-8")
+    sets = [a for s in SEED_EXAMPLE_SETTINGS for a in ("--set", s)]
+    run = tmp_path / "run"
+    argv = ["train", str(corpus), "--out-dir", str(run), *sets, "--epochs", "1",
+            "--user-dict", str(words)]  # fmt: skip
+    assert main(argv) == 0
+    assert read_run_config(run / "config.yaml").data.user_dict == str(words)
+    assert load_checkpoint(run / "last.pt")["user_dict"] == "自然语言 10\n"
+    # Given again on resume it is the run's own; another one is refused.
+    resume = ["train", "--out-dir", str(run), "--resume", "--epochs", "2"]
+    assert main([*resume, "--user-dict", str(words)]) == 0
+    assert main([*resume, "--user-dict", str(corpus)]) == 2

@@ -1,9 +1,11 @@
 """``seqembed train``: flags to config overrides, the corpus read as a stream,
 one run (or one per seed, then their stability), Ctrl-C saving the batch.
 
-Where to look: the resume rule is ``_train_config`` (a resumed run keeps its
-own config.yaml) and ``_refuse_a_used_out``; the corpus, held-out files and
-the user dictionary are read in ``_training_data``.
+Where to look: a resumed run starts from its own config.yaml
+(``_train_config``), and what it may change is the one rule of
+``seqembed.nmt.resume``, which ``train`` applies; ``_refuse_a_used_out``; the
+corpus and held-out files are read in ``_training_data`` (the user
+dictionary, ``--user-dict`` or ``data.user_dict``, by ``train``).
 """
 
 from __future__ import annotations
@@ -172,14 +174,14 @@ def without_nproc(argv: list[str]) -> list[str]:
 def _train_command(args) -> int:
     run_dir = Path(args.out)
     config = _train_config(args, run_dir)
-    pairs, user_dict, heldout = None, None, None
+    pairs, heldout = None, None
     # With --seeds, --resume continues the seeds that started and trains the
     # rest from the CORPUS, given again.
     if not args.resume or (args.seeds > 1 and args.corpus):
-        pairs, user_dict, heldout = _training_data(args, config, run_dir)
+        pairs, heldout = _training_data(args, config, run_dir)
     if args.seeds > 1:
-        return _train_seeds(args, config, run_dir, pairs, user_dict, heldout)
-    return _train_one(config, run_dir, pairs, args.resume, user_dict, heldout)
+        return _train_seeds(args, config, run_dir, pairs, heldout)
+    return _train_one(config, run_dir, pairs, args.resume, heldout)
 
 
 def _overrides(args) -> list[str]:
@@ -197,7 +199,10 @@ def _overrides(args) -> list[str]:
         overrides.append(f"data.tgt_column={args.tgt_column}")
     if args.pretokenized:
         overrides.append("data.src_segmentation=pretokenized")
-    for side in ("src", "tgt"):  # JSON quotes: a path stays a string in YAML
+    # JSON quotes: a path stays a string in YAML
+    if args.user_dict:
+        overrides.append(f"data.user_dict={json.dumps(args.user_dict)}")
+    for side in ("src", "tgt"):
         if getattr(args, f"{side}_embeddings"):
             path = getattr(args, f"{side}_embeddings")
             overrides.append(f"model.{side}_embeddings={json.dumps(path)}")
@@ -207,8 +212,9 @@ def _overrides(args) -> list[str]:
 
 
 def _train_config(args, run_dir: Path):
-    """The config to train with; the resume rule lives here."""
-    from seqembed.config import load_config
+    """The config to train with: on resume, the run's own with the flags
+    given (``train`` refuses those the rule of ``nmt.resume`` does not allow)."""
+    from seqembed.config import load_config, read_run_config
     from seqembed.nmt.checkpoint import kept_checkpoints
 
     resume_one = args.resume and args.seeds == 1
@@ -216,7 +222,7 @@ def _train_config(args, run_dir: Path):
         raise InputError("nothing to resume: no last.pt in the run directory", run_dir)
     # Resuming keeps the run's own settings (its epochs too) unless given again.
     saved = run_dir / "config.yaml"
-    base = load_config(saved) if resume_one and saved.is_file() else None
+    base = read_run_config(saved) if resume_one and saved.is_file() else None
     config = load_config(args.config, _overrides(args), base=base)
     pretrained_flags = args.src_embeddings or args.tgt_embeddings
     if resume_one and (pretrained_flags or args.freeze_embeddings):
@@ -242,10 +248,9 @@ def _refuse_a_used_out(args, config, run_dir: Path) -> None:
 
 
 def _training_data(args, config, run_dir: Path):
-    """(pairs, user_dict, heldout): the corpus as a stream, the --valid and
-    --test pairs (or None) and the jieba user dictionary (or None)."""
+    """(pairs, heldout): the corpus as a stream, and the --valid and --test
+    pairs (or None)."""
     from seqembed.data.corpus import Corpus, SkipCounts, read_tsv
-    from seqembed.data.segment import read_user_dict
     from seqembed.textfile import check_file
 
     if not args.corpus:
@@ -269,9 +274,7 @@ def _training_data(args, config, run_dir: Path):
                            10**9, SkipCounts())
             for name, path in (("valid", args.valid), ("test", args.test))
         }  # fmt: skip
-    user_dict_path = args.user_dict or config.data.user_dict
-    user_dict = read_user_dict(user_dict_path) if user_dict_path else None
-    return pairs, user_dict, heldout
+    return pairs, heldout
 
 
 @contextlib.contextmanager
@@ -299,7 +302,7 @@ def stop_on_ctrl_c(distributed: bool = False, speak: bool = True):
         signal.signal(signal.SIGINT, previous)
 
 
-def _train_one(config, run_dir, pairs, resume, user_dict, heldout) -> int:
+def _train_one(config, run_dir, pairs, resume, heldout) -> int:
     from seqembed.nmt import distributed
     from seqembed.nmt.training import train
 
@@ -310,7 +313,6 @@ def _train_one(config, run_dir, pairs, resume, user_dict, heldout) -> int:
             run_dir,
             pairs,
             resume=resume,
-            user_dict=user_dict,
             reporter=ProgressReporter(),
             heldout=heldout,
             stop_requested=stop_requested,
@@ -329,7 +331,7 @@ def _train_one(config, run_dir, pairs, resume, user_dict, heldout) -> int:
     return 0
 
 
-def _train_seeds(args, config, out, pairs, user_dict, heldout) -> int:
+def _train_seeds(args, config, out, pairs, heldout) -> int:
     """``--seeds K``: the same data split, K training seeds, one run each in
     OUT/seed-N; then the stability analysis across them in OUT/stability."""
     from dataclasses import replace
@@ -353,7 +355,7 @@ def _train_seeds(args, config, out, pairs, user_dict, heldout) -> int:
             )
         say(f"\n== training seed {seed} -> {run_dir}")
         seeded = replace(config, train=replace(config.train, seed=seed))
-        status = _train_one(seeded, run_dir, pairs, resume, user_dict, heldout)
+        status = _train_one(seeded, run_dir, pairs, resume, heldout)
         if status:
             return status
     settings = AnalysisSettings()

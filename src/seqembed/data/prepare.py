@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqembed.config import Config, from_dict
+from seqembed.config import SAVED, Config, from_dict
 from seqembed.data.corpus import (
     SIDES,
     Corpus,
@@ -125,8 +125,9 @@ def no_pairs_left(skips: SkipCounts, reasons: dict[str, str]) -> InputError:
 def _named_skips(
     pairs: Iterator[Pair], skips: SkipCounts, config: Config
 ) -> Iterator[Pair]:
-    """``pairs``; a corpus whose every line was skipped is an error naming
-    the key that skipped them (the corpus itself only names the file)."""
+    """``pairs``; a corpus whose lines were all skipped, some as too long,
+    is an error naming ``data.max_chars`` (the corpus's own error names the
+    file, which is right for a file of blank lines)."""
     empty = True
     try:
         for pair in pairs:
@@ -315,7 +316,7 @@ def side_vocab(
 def training_tokens(run_dir: Path, checkpoint: dict) -> Split:
     """The run's training pairs, segmented and tokenised exactly as training
     saw them (for co-occurrence counts and contextual states)."""
-    config = from_dict(checkpoint["config"], "checkpoint")
+    config = from_dict(checkpoint["config"], SAVED)
     pairs = read_splits(Path(run_dir))["train"]
     if not pairs:
         raise InputError("the run has no training data (data/train.tsv)", run_dir)
@@ -333,7 +334,7 @@ def training_words(run_dir: Path, checkpoint: dict) -> Split:
     instead of pieces: jieba's (with the run's user dictionary) for the
     source, Moses tokens (lowercased as the run was) for the target."""
     split = training_tokens(run_dir, checkpoint)
-    data = from_dict(checkpoint["config"], "checkpoint").data
+    data = from_dict(checkpoint["config"], SAVED).data
     if data.src_segmentation == "sentencepiece":
         jieba = ChineseSegmenter("jieba", checkpoint.get("user_dict"))
         split.src = [jieba(pair.src) for pair in split.pairs]

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from seqembed.config import Config, from_dict, to_dict
+from seqembed.config import SAVED, Config, from_dict, to_dict, validate
 from seqembed.errors import InputError
 from seqembed.nmt import distributed
 from seqembed.nmt.checkpoint import load_checkpoint, load_latest_checkpoint
@@ -27,8 +27,8 @@ MAY_CHANGE = ("train.epochs", "train.max_minutes", "train.precision")
 
 def resume_config(saved: Config, given: Config, run_dir: Path | None = None) -> Config:
     """The run's own config (``saved``) with the keys of ``MAY_CHANGE`` taken
-    from ``given``; any other key where ``given`` differs is refused, in one
-    line that names it."""
+    from ``given`` (and checked against their ranges); any other key where
+    ``given`` differs is refused, in one line that names it."""
     ours, theirs = _flat(saved), _flat(given)
     differ = [k for k in theirs if theirs[k] != ours[k] and k not in MAY_CHANGE]
     if differ:
@@ -44,7 +44,9 @@ def resume_config(saved: Config, given: Config, run_dir: Path | None = None) -> 
     for dotted in MAY_CHANGE:
         section, key = dotted.split(".")
         merged[section][key] = theirs[dotted]
-    return from_dict(merged, "checkpoint")
+    config = from_dict(merged, SAVED)
+    validate(config, "config", kept=saved)  # the run's own values as they were
+    return config
 
 
 def resume_user_dict(

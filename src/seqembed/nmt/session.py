@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from seqembed.config import Config, from_dict, save_config, to_dict, validate
+from seqembed.config import SAVED, Config, from_dict, save_config, to_dict, validate
 from seqembed.data.corpus import SIDES, Corpus, Pair, SkipCounts
 from seqembed.data.prepare import (
     Split,
@@ -38,6 +38,7 @@ from seqembed.nmt import distributed
 from seqembed.nmt.build import build_model
 from seqembed.nmt.cpu import allocator
 from seqembed.nmt.devices import cpu_info, resolve_precision
+from seqembed.nmt.memory import check_memory
 from seqembed.nmt.model import Seq2Seq
 from seqembed.nmt.pretrained import apply_pretrained
 from seqembed.nmt.resume import load_for_resume, resume_config, resume_user_dict
@@ -127,7 +128,6 @@ def start_session(
     """Split and tokenise the data, build vocabularies, model and optimiser;
     with ``resume``, restore all of them from ``run_dir``'s newest checkpoint.
     ``user_dict`` is the dictionary's text; None reads ``data.user_dict``."""
-    validate(config)  # a Config built in Python, not read by from_dict
     checkpoint, path = load_for_resume(run_dir) if resume else (None, None)
     config, user_dict = _settings(config, user_dict, checkpoint, run_dir)
     if checkpoint is None:
@@ -142,6 +142,7 @@ def start_session(
     allocator.keep_freed_memory()
     subwords = _subword_models(config, user_dict, run_dir, checkpoint)
     data = _training_data(config, run_dir, user_dict, subwords, checkpoint)
+    stand_in = data.pop("train_as_valid")
     model = _model(config, data["src_vocab"], data["tgt_vocab"], run_dir, checkpoint)
     # fused: one kernel per parameter instead of ~10 elementwise passes;
     # 8% more training tokens/s on the CPU (bench/speed.py).
@@ -163,6 +164,8 @@ def start_session(
     )
     if checkpoint is not None:
         _restore(session, checkpoint, path)
+    if stand_in:
+        _without_validation(config, len(session.valid.pairs))
     log.info("CPU: %s", cpu_info().describe())
     log.info(
         "model: %d parameters; vocab src %d, tgt %d; train %d pairs",
@@ -180,13 +183,16 @@ def _settings(
     """The config and user dictionary the run trains with: a resumed run's
     own (``resume_config``: the one rule), else as given, the dictionary
     read from ``data.user_dict`` unless its text was given; the precision
-    resolved for this CPU."""
+    resolved for this CPU. A Config built in Python (``dataclasses.replace``)
+    is checked here, where ``from_dict`` has not."""
     if checkpoint is not None:
-        saved = from_dict(checkpoint["config"], "checkpoint")
+        saved = from_dict(checkpoint["config"], SAVED)
         config = resume_config(saved, config, run_dir)
         user_dict = resume_user_dict(checkpoint, user_dict, run_dir)
-    elif user_dict is None and config.data.user_dict:
-        user_dict = read_user_dict(config.data.user_dict)
+    else:
+        validate(config)
+        if user_dict is None and config.data.user_dict:
+            user_dict = read_user_dict(config.data.user_dict)
     precision = resolve_precision(config.train.precision, "train.precision")
     return replace(config, train=replace(config.train, precision=precision)), user_dict
 
@@ -251,6 +257,7 @@ def _training_data(
         tgt_vocab.save(run_dir / "vocab.tgt.tsv")
     valid = data["valid"] if data["valid"].pairs else _train_as_valid(config, data)
     return dict(
+        train_as_valid=valid is data["train"],
         src_vocab=src_vocab,
         tgt_vocab=tgt_vocab,
         train_src=train_src,
@@ -264,30 +271,41 @@ def _training_data(
 def _train_as_valid(config: Config, data: dict[str, Split]) -> Split:
     """With no validation pairs (a toy corpus), the training pairs stand in
     for them; a training split on the token cache is not held to do so."""
-    data_cfg, train_cfg = config.data, config.train
-    settings = (
-        f"data.valid_size={data_cfg.valid_size}, "
-        f"data.heldout_fraction={data_cfg.heldout_fraction:g}"
-    )
     if not data["train"].pairs:
         raise InputError(
-            f"no validation pairs ({settings}), which a training split on the "
-            f"token cache (data.cache_min_pairs={data_cfg.cache_min_pairs}) "
-            "needs: raise data.valid_size or give held-out pairs"
+            f"no validation pairs ({_held_out(config)}), which a training split "
+            f"on the token cache (data.cache_min_pairs="
+            f"{config.data.cache_min_pairs}) needs: raise data.valid_size or "
+            "give held-out pairs"
         )
-    metric = train_cfg.early_stopping_metric
+    return data["train"]
+
+
+def _without_validation(config: Config, n_pairs: int) -> None:
+    """Say that the training pairs stand in for validation pairs: a warning
+    where early stopping watches them (said once the model is built, after
+    any error that would stop the run)."""
+    train_cfg = config.train
     if train_cfg.patience > 0:
         log.warning(
             "no validation pairs (%s): early stopping (train.patience=%d) and "
             "best.pt follow the %s on the %d training pairs instead",
-            settings, train_cfg.patience, metric, len(data["train"].pairs),
+            _held_out(config), train_cfg.patience,
+            train_cfg.early_stopping_metric, n_pairs,
         )  # fmt: skip
     else:
         log.info(
             "no validation pairs (%s): validation and best.pt use the %d "
-            "training pairs", settings, len(data["train"].pairs),
+            "training pairs", _held_out(config), n_pairs,
         )  # fmt: skip
-    return data["train"]
+
+
+def _held_out(config: Config) -> str:
+    data = config.data
+    return (
+        f"data.valid_size={data.valid_size}, "
+        f"data.heldout_fraction={data.heldout_fraction:g}"
+    )
 
 
 def _model(
@@ -299,49 +317,13 @@ def _model(
 ) -> Seq2Seq:
     """The model, its tables from pretrained vectors where asked; on resume
     the checkpoint holds them and only freezing is set again."""
-    _check_memory(config, len(src_vocab), len(tgt_vocab))
+    check_memory(config, len(src_vocab), len(tgt_vocab))
     model = build_model(config.model, len(src_vocab), len(tgt_vocab))
     resume = checkpoint is not None
     apply_pretrained(model, src_vocab, tgt_vocab, config, run_dir, resume=resume)
     if distributed.rank() > 0:  # the same initial model, its own dropout masks
         seed_rank(config.train.seed, distributed.rank())
     return model
-
-
-def _check_memory(config: Config, n_src: int, n_tgt: int) -> None:
-    """A model too large for this machine's memory is a one-line error here,
-    not an allocation failure (or the OOM killer) in torch. Counted on the
-    meta device (shapes, no memory): each parameter takes 16 bytes at least,
-    with its gradient and Adam's two moments."""
-    try:
-        with torch.device("meta"):
-            model = Seq2Seq.from_config(config.model, n_src, n_tgt)
-    except (NotImplementedError, RuntimeError):  # a layer meta cannot build
-        return
-    n_params = sum(p.numel() for p in model.parameters())
-    need, free = 16 * n_params, available_memory()
-    if free is not None and need > free:
-        settings = config.model
-        raise InputError(
-            f"the model would have {n_params:,} parameters, {need / 2**30:.1f} GiB "
-            f"with their gradients and Adam's state, more than the "
-            f"{free / 2**30:.1f} GiB of memory available: lower model.hidden_size "
-            f"({settings.hidden_size}), model.emb_size ({settings.emb_size}), "
-            f"model.num_layers ({settings.num_layers}) or vocab.max_size"
-        )
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux's MemAvailable),
-    or None where it cannot be read."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def _restore(session: Session, checkpoint: dict, path: Path) -> None:

@@ -85,6 +85,13 @@ def clip_gradients(model: nn.Module, max_norm: float) -> float:
     return value
 
 
+def training_loss(label_smoothing: float) -> nn.CrossEntropyLoss:
+    """The summed cross-entropy over real (not padding) target tokens."""
+    return nn.CrossEntropyLoss(
+        ignore_index=PAD, reduction="sum", label_smoothing=label_smoothing
+    )
+
+
 @torch.no_grad()
 def validation_loss(model, src_ids, tgt_ids, batch_size: int) -> float:
     model.eval()

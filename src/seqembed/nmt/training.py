@@ -22,12 +22,9 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from torch import nn
-
 from seqembed.config import Config, TrainConfig
 from seqembed.data.batches import collate, epoch_batches, rank_share, target_tokens
 from seqembed.data.corpus import Corpus, Pair
-from seqembed.data.vocab import PAD
 from seqembed.errors import InputError
 from seqembed.nmt import distributed
 from seqembed.nmt.checkpoint import save_checkpoint
@@ -38,6 +35,7 @@ from seqembed.nmt.steps import (
     clip_gradients,
     step_scheduler,
     train_step,
+    training_loss,
     validation_loss,
 )
 
@@ -247,10 +245,9 @@ def train(
     and test pairs, instead of splitting them off ``pairs``.
 
     ``stop_requested`` is asked after every batch (the CLI answers True after
-    Ctrl-C): then ``last.pt`` is saved at that batch, with no validation, and
-    training returns. A batch with a non-finite loss or gradient is skipped;
-    ``train.max_nonfinite_steps`` of them in a row raise an ``InputError``
-    and leave the checkpoints as they were."""
+    Ctrl-C): then ``last.pt`` is saved at that batch, and training returns.
+    A batch with a non-finite loss or gradient is skipped; too many in a row
+    (``skip_step``) raise an ``InputError``, the checkpoints left intact."""
     distributed.init()
     main = distributed.is_main()
     reporter = (reporter or LogReporter()) if main else SilentReporter()
@@ -259,9 +256,7 @@ def train(
     config, counters = session.config, session.counters
     clock = Clock(started, counters.elapsed_s, config.train.max_minutes)
     stepper = distributed.wrap(session.model)  # DistributedDataParallel, torchrun
-    criterion = nn.CrossEntropyLoss(
-        ignore_index=PAD, reduction="sum", label_smoothing=config.train.label_smoothing
-    )
+    criterion = training_loss(config.train.label_smoothing)
     records = open_records(session, resume, main)
     stopped_because, metrics = None, {}
     while counters.epoch <= config.train.epochs and stopped_because is None:
@@ -278,14 +273,12 @@ def train(
             stopped_because = INTERRUPTED
             break
         complete = counters.position >= len(batches)
-
         # -- validate and record (rank 0 validates; every rank follows it)
         metrics = distributed.from_main(
             partial(epoch_metrics, session, epoch, run.tokens_per_s, clock.elapsed)
         )
         records.write(metrics)
         reporter.epoch_end(metrics)
-
         # -- best so far, learning rate, next epoch; last.pt, best.pt; stop?
         improved = end_epoch(session, metrics, complete, records)
         save_last(session, clock.elapsed(), best=improved)

@@ -16,3 +16,25 @@ class InputError(Exception):
         super().__init__(where + message)
         self.path = path
         self.line = line
+
+
+class UnknownWordError(InputError, KeyError):
+    """A word that is not in an embedding table.
+
+    A ``KeyError`` (as ``dict`` and gensim's ``KeyedVectors`` raise), and an
+    ``InputError`` (so the CLI prints it as one line). The message names the
+    word, the side and the size of the vocabulary::
+
+        '量子' is not in the src vocabulary (378 words)
+    """
+
+    def __init__(self, word: str, side: str | None = None, n_words: int | None = None):
+        vocabulary = f"the {side} vocabulary" if side else "the vocabulary"
+        size = f" ({n_words:,} words)" if n_words is not None else ""
+        super().__init__(f"{word!r} is not in {vocabulary}{size}")
+        self.word = word
+        self.side = side
+        self.n_words = n_words
+
+    def __str__(self) -> str:  # KeyError's own would quote the whole message
+        return str(self.args[0])

@@ -22,11 +22,8 @@ import math
 import numpy as np
 from scipy import stats
 
-
-def cosine_sf(x: float | np.ndarray, dim: int) -> float | np.ndarray:
-    """P(cos > x) for two independent isotropic vectors in ``dim`` dimensions."""
-    a = (dim - 1) / 2
-    return stats.beta.sf((np.asarray(x) + 1) / 2, a, a)
+# The cosine null lives with the tables, which report it beside a neighbour.
+from seqembed.vectors.null import cosine_sf, expected_top_scores  # noqa: F401
 
 
 def cosine_two_sided(x: float | np.ndarray, dim: int) -> float | np.ndarray:
@@ -41,19 +38,6 @@ def top_pair_pvalues(scores: list[float], n_pairs: int, dim: int) -> list[float]
     ranks = np.arange(1, len(scores) + 1)
     # P(Binomial(M, q) >= k) = sf(k - 1)
     return [float(p) for p in stats.binom.sf(ranks - 1, n_pairs, tails)]
-
-
-def expected_top_scores(n: int, n_pairs: int, dim: int) -> list[float]:
-    """The typical (median) k-th largest cosine among ``n_pairs`` random pairs,
-    k = 1..n: the x where Binomial(M, P(cos > x)) >= k has probability 1/2."""
-    a = (dim - 1) / 2
-    result = []
-    for k in range(1, min(n, n_pairs) + 1):
-        # The median of the k-th order statistic of M uniforms is the median of
-        # Beta(k, M - k + 1); map that tail probability back to a cosine.
-        tail = stats.beta.median(k, n_pairs - k + 1)
-        result.append(float(2 * stats.beta.isf(tail, a, a) - 1))
-    return result
 
 
 def random_table(

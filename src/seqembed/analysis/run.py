@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
@@ -57,7 +58,13 @@ DESIGN_PAIRS = [
 ]
 
 
-def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
+def analyze_run(
+    run_dir: Path,
+    settings: AnalysisSettings,
+    progress: Callable[[str], None] = lambda part: None,
+) -> dict:
+    """``progress`` is told each part ("src", "tgt", "alignment",
+    "contextual", "movement") as it starts."""
     run_dir = Path(run_dir)
     checkpoint_path = resolve_checkpoint(run_dir)
     run_dir = checkpoint_path.parent
@@ -69,22 +76,23 @@ def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
     else:
         split = training_tokens(run_dir, state)
     sentences = {"src": split.src, "tgt": split.tgt}
-
+    sides = {}
+    for side in settings.sides:
+        progress(side)
+        sides[side] = _side(side, trained, initial, sentences[side], settings, run_dir)
     result = {
         "format": FORMAT,
         "version": VERSION,
         "run": str(run_dir),
         "checkpoint": checkpoint_path.name,
         "settings": _settings_dict(settings),
-        "sides": {
-            side: _side(side, trained, initial, sentences[side], settings, run_dir)
-            for side in settings.sides
-        },
+        "sides": sides,
         "alignment": None,
         "contextual": None,
         "movement": None,
     }
     if settings.alignment:
+        progress("alignment")
         result["alignment"] = alignment_report(
             trained, initial or None, random_state=settings.random_state
         )
@@ -92,8 +100,10 @@ def analyze_run(run_dir: Path, settings: AnalysisSettings) -> dict:
             result["alignment"], settings.alpha, settings.correction
         )
     if settings.contextual:
+        progress("contextual")
         result["contextual"] = _contextual(run_dir, state, settings)
     if settings.movement:
+        progress("movement")
         result["movement"] = _movement(run_dir, state, settings)
     return result
 

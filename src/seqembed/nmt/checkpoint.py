@@ -247,6 +247,6 @@ def load_tables(
             continue
         vocab = vocab_of[kind]
         tables[kind] = EmbeddingTable(
-            list(vocab["tokens"]), weight.float().numpy(), vocab["freqs"]
+            list(vocab["tokens"]), weight.float().numpy(), vocab["freqs"], kind
         )
     return tables

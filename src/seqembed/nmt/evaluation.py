@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import torch
@@ -13,7 +15,7 @@ from seqembed.config import Config
 from seqembed.data.batches import collate, epoch_batches
 from seqembed.data.segment import text_processing
 from seqembed.data.subwords import SubwordModel, from_state
-from seqembed.data.vocab import SPECIALS, UNK, Vocab
+from seqembed.data.vocab import EOS, SOS, SPECIALS, UNK, Vocab
 from seqembed.errors import InputError
 from seqembed.nmt.checkpoint import load_checkpoint, restore_model
 from seqembed.nmt.decoding import beam_search, greedy_decode, max_output_length
@@ -42,6 +44,25 @@ class Attention:
     weights: np.ndarray  # (len(tgt_tokens), len(src_tokens)) float32
 
 
+@dataclass
+class Translation:
+    """One sentence translated, with what went into it and how sure the
+    model was (``Translator.translate_detailed``)."""
+
+    source: str  # the raw sentence
+    text: str  # the translation, detokenised
+    src_tokens: list[str]  # as segmented (cut to MAX_SOURCE_TOKENS)
+    unknown: list[str]  # source tokens not in the vocabulary: read as <UNK>
+    tgt_tokens: list[str]  # the translation's tokens, without <EOS>
+    # log P(tgt_tokens, then <EOS>, | source) under the model, summed over the
+    # steps; no length penalty (beam search ranks with one).
+    log_prob: float
+    beam_size: int
+    # The attention of each output step (the tokens, then <EOS>) on the source
+    # tokens; None for a model without attention or an empty sentence.
+    attention: Attention | None
+
+
 class Translator:
     """A model with its vocabularies and the run's own text processing."""
 
@@ -55,6 +76,7 @@ class Translator:
         subwords: dict[str, SubwordModel] | None = None,
     ):
         self.model = model  # translate_tokens switches it to eval mode and back
+        self.device = next(model.parameters()).device
         self.config = config
         self.src_vocab = src_vocab
         self.tgt_vocab = tgt_vocab
@@ -79,13 +101,22 @@ class Translator:
         user_dict, subwords = state.get("user_dict"), from_state(state)
         return cls(model, config, src_vocab, tgt_vocab, user_dict, subwords)
 
+    @overload
+    def translate(
+        self, texts: str, beam_size: int | None = ..., batch_size: int | None = ...
+    ) -> str: ...
+    @overload
     def translate(
         self,
-        texts: list[str],
-        beam_size: int | None = None,
-        batch_size: int | None = None,
-    ) -> list[str]:
-        """Raw source sentences in, detokenised target sentences out, in order."""
+        texts: Sequence[str],
+        beam_size: int | None = ...,
+        batch_size: int | None = ...,
+    ) -> list[str]: ...
+    def translate(self, texts, beam_size=None, batch_size=None):
+        """Raw source sentences in, detokenised target sentences out, in order;
+        one sentence (a ``str``) in, one translation out."""
+        if isinstance(texts, str):  # not a list of its characters
+            return self.translate([texts], beam_size, batch_size)[0]
         tokens = [self.segmenter(text) for text in texts]
         outputs = self.translate_tokens(tokens, beam_size, batch_size)
         return [self.tokenizer.detokenize(words) for words in outputs]
@@ -141,7 +172,11 @@ class Translator:
         was_training = self.model.training
         self.model.eval()
         hypothesis = greedy_decode(
-            self.model, batch.src, batch.src_lengths, max_len, keep_attention=True
+            self.model,
+            batch.src.to(self.device),
+            batch.src_lengths,
+            max_len,
+            keep_attention=True,
         )[0]
         self.model.train(was_training)
         tgt_tokens = [self.tgt_vocab.tokens[i] for i in hypothesis.tokens]
@@ -151,6 +186,81 @@ class Translator:
         return Attention(
             words, [i != UNK for i in ids], tgt_tokens, weights.astype(np.float32)
         )
+
+    def to(self, device: torch.device | str) -> Translator:
+        """Translate on ``device`` (the model moves there); returns self."""
+        self.model.to(device)
+        self.device = torch.device(device)
+        return self
+
+    def translate_detailed(self, text: str, beam_size: int | None = None):
+        """One raw sentence: its translation, tokens, unknown words, the
+        model's log-probability of it and (with attention) the weights."""
+        beam_size = beam_size or self.config.decode.beam_size
+        words = self.segmenter(text)
+        if len(words) > MAX_SOURCE_TOKENS:
+            log.warning(
+                "input of %d tokens cut to its first %d", len(words), MAX_SOURCE_TOKENS
+            )
+            words = words[:MAX_SOURCE_TOKENS]
+        if not words:
+            return Translation(text, "", [], [], [], 0.0, beam_size, None)
+        ids = self.src_vocab.encode(words)
+        unknown = [word for word, i in zip(words, ids) if i == UNK]
+        batch = collate([ids], [[]])
+        src = batch.src.to(self.device)
+        decode = self.config.decode
+        max_len = max_output_length(
+            batch.src_lengths, decode.max_len_a, decode.max_len_b
+        )
+        was_training = self.model.training
+        self.model.eval()
+        with torch.autocast("cpu", torch.bfloat16, enabled=decode.precision == "bf16"):
+            if beam_size == 1:
+                found = greedy_decode(self.model, src, batch.src_lengths, max_len)
+            else:
+                found = beam_search(
+                    self.model,
+                    src,
+                    batch.src_lengths,
+                    beam_size,
+                    max_len,
+                    decode.length_penalty,
+                )
+            tgt_ids = found[0].tokens
+            ended = len(tgt_ids) < max_len  # else cut there, with no <EOS>
+            log_prob, weights = self._forced(src, batch.src_lengths, tgt_ids, ended)
+        self.model.train(was_training)
+        tgt_tokens = [self.tgt_vocab.tokens[i] for i in tgt_ids]
+        attention = None
+        if weights is not None:
+            steps = tgt_tokens + [SPECIALS[EOS]] * ended
+            known = [i != UNK for i in ids]
+            attention = Attention(words, known, steps, weights)
+        output = self.tokenizer.detokenize(self.tgt_vocab.decode(tgt_ids))
+        return Translation(
+            text, output, words, unknown, tgt_tokens, log_prob, beam_size, attention
+        )
+
+    @torch.no_grad()
+    def _forced(self, src, src_lengths, tgt_ids: list[int], ended: bool):
+        """The log-probability of ``tgt_ids`` (then <EOS> if ``ended``) and the
+        attention weights (steps, S) of each step, the output fed back."""
+        source, state = self.model.encode(src, src_lengths)
+        packed = self.model.decoder.decoding_weights()
+        targets = tgt_ids + [EOS] * ended
+        previous = [SOS] + tgt_ids
+        total, rows = 0.0, []
+        for token, target in zip(previous, targets):
+            tokens = torch.tensor([token], device=self.device)
+            logits, state, weights = self.model.decoder.step(
+                tokens, state, source, packed
+            )
+            total += float(torch.log_softmax(logits.float(), dim=-1)[0, target])
+            if weights is not None:
+                rows.append(weights[0].float().cpu())
+        weights = torch.stack(rows).numpy() if rows else None
+        return total, weights
 
     def _decode(
         self, ids: list[list[int]], beam_size: int, batch_size: int
@@ -166,14 +276,15 @@ class Translator:
             max_len = max_output_length(
                 batch.src_lengths, decode.max_len_a, decode.max_len_b
             )
+            src = batch.src.to(self.device)
             if beam_size == 1:
                 hypotheses = greedy_decode(
-                    self.model, batch.src, batch.src_lengths, max_len, packed=packed
+                    self.model, src, batch.src_lengths, max_len, packed=packed
                 )
             else:
                 hypotheses = beam_search(
                     self.model,
-                    batch.src,
+                    src,
                     batch.src_lengths,
                     beam_size,
                     max_len,

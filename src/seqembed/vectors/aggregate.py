@@ -34,7 +34,8 @@ def aggregate_words(
     vectors = np.zeros((len(words), table.dim), dtype=np.float32)
     for i, piece_rows in enumerate(rows):
         vectors[i] = table.vectors[piece_rows].mean(axis=0)  # (dim,)
-    return EmbeddingTable(words, vectors, np.asarray(freqs, dtype=np.int64))
+    freqs = np.asarray(freqs, dtype=np.int64)
+    return EmbeddingTable(words, vectors, freqs, table.side)
 
 
 def aggregate_tables(

@@ -153,7 +153,7 @@ def test_table_checks_shapes_and_normalises_zero_rows_to_zero():
 
 def test_most_similar_ranks_other_words_by_cosine():
     table = make_table().words()
-    best = table.most_similar("cat", k=10)
+    best = table.most_similar("cat", topn=10)
     assert [word for word, _ in best][0] == "mat"
     assert best[0][1] == pytest.approx(1.0, abs=1e-6)
     assert len(best) == len(table) - 1  # k capped; never the word itself

@@ -45,7 +45,6 @@ class WordPairEvaluation(NamedTuple):
     pearson: tuple[float, float]  # (r, p-value)
     spearman: tuple[float, float]  # (rho, p-value)
     oov_ratio: float  # percent of the file's pairs with a word not in the table
-    n_pairs: int  # pairs scored
 
 
 @dataclass
@@ -297,7 +296,6 @@ class EmbeddingTable:
             (float(pearson[0]), float(pearson[1])),
             (float(spearman[0]), float(spearman[1])),
             100.0 * oov / (len(gold) + oov),  # as gensim counts it
-            len(gold),
         )
 
     def to_gensim(self):
@@ -309,7 +307,7 @@ class EmbeddingTable:
             raise ImportError(
                 "EmbeddingTable.to_gensim needs gensim: pip install gensim"
             ) from error
-        kv = KeyedVectors(self.dim, count=len(self), dtype=np.float32)
+        kv = KeyedVectors(self.dim, dtype=np.float32)
         kv.add_vectors(self.tokens, self.vectors)
         for token, freq in zip(self.tokens, self.freqs.tolist()):
             kv.set_vecattr(token, "count", freq)

@@ -46,7 +46,8 @@ def plot_map(
     ``labels``: label every word up to this many per side, else the most
     frequent. ``specials``: draw <SOS>, <EOS>, <UNK> too.
     """
-    from seqembed.report.embedding_map import embedding_map, map_figure
+    from seqembed.report.embedding_map import embedding_map
+    from seqembed.report.map_drawing import map_figure
     from seqembed.report.projection import Projection
 
     run = run if isinstance(run, Run) else load_run(run)

@@ -13,7 +13,6 @@ settings from keyword arguments and reads its JSON result as typed data.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from seqembed.analysis.run import (
     parse_pair,
     read_groups,
 )
-from seqembed.analysis.settings import AnalysisSettings
+from seqembed.analysis.settings import AnalysisSettings, setting_names
 from seqembed.api.progress import Progress, ProgressCallback, report
 from seqembed.api.runs import Run
 from seqembed.errors import InputError
@@ -158,7 +157,7 @@ def analyze(
     """
     if side not in SIDE_CHOICES:
         raise InputError(f"side must be src, tgt or both, not {side!r}")
-    known = {f.name for f in dataclasses.fields(AnalysisSettings)}
+    known = set(setting_names())
     for name in options:
         if name not in known or name in ("sides", "groups", "pairs", "words"):
             raise InputError(

@@ -18,6 +18,24 @@ from seqembed.api.runs import Run, load_run
 from seqembed.errors import InputError
 
 
+def _colouring(color, groups, data) -> tuple[str, dict]:
+    """The colouring asked for (or the default) and the groups it uses."""
+    chosen = resolve_groups(groups) or dict(
+        (data or {}).get("settings", {}).get("groups") or {}
+    )
+    color = color or ("group" if chosen else "frequency")
+    if color == "group" and not chosen:
+        raise InputError(
+            "colouring by group needs groups (a dict, a YAML file, builtin or "
+            "design), or an analysis made with groups"
+        )
+    if color == "chance" and data is None:
+        raise InputError(
+            "colouring by chance needs an analysis: analysis=seqembed.analyze(run)"
+        )
+    return color, chosen
+
+
 def plot_map(
     run: Run | str | Path,
     side: str = "src",
@@ -56,19 +74,7 @@ def plot_map(
     if perplexity <= 0 or threads < 1:
         raise InputError("perplexity must be positive and threads at least 1")
     data = _analysis_data(analysis, run)
-    chosen = resolve_groups(groups) or dict(
-        (data or {}).get("settings", {}).get("groups") or {}
-    )
-    color = color or ("group" if chosen else "frequency")
-    if color == "group" and not chosen:
-        raise InputError(
-            "colouring by group needs groups (a dict, a YAML file, builtin or "
-            "design), or an analysis made with groups"
-        )
-    if color == "chance" and data is None:
-        raise InputError(
-            "colouring by chance needs an analysis: analysis=seqembed.analyze(run)"
-        )
+    color, chosen = _colouring(color, groups, data)
     projection = Projection(
         method=method, perplexity=perplexity, random_state=random_state, n_jobs=threads
     )

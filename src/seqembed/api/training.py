@@ -28,6 +28,48 @@ from seqembed.errors import InputError
 Corpus = str | Path | tuple[str | Path, str | Path] | Sequence[tuple[str, str]]
 
 
+def _check_resume(out: Path, vectors_given: bool) -> None:
+    from seqembed.nmt.checkpoint import kept_checkpoints
+
+    if not kept_checkpoints(out):
+        raise InputError("nothing to resume: no last.pt in the run directory", out)
+    if vectors_given:
+        raise InputError(
+            "src/tgt embeddings and freeze_embeddings start a run; "
+            "a resumed run has its vectors in the checkpoint already"
+        )
+
+
+def _given(flags: dict[str, Any]) -> dict[str, Any]:
+    """The keyword settings given (not None), paths as text."""
+    return {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in flags.items()
+        if value is not None
+    }
+
+
+def _new_run_inputs(corpus, out: Path, valid, test, user_dict, resolved: Config):
+    """What a new run reads before training: checked vector files (a missing
+    file or a wrong width first), the corpus and held-out pairs, the jieba
+    dictionary's text; an ``out`` that holds a run is refused."""
+    from seqembed.nmt.pretrained import check_files
+
+    check_files(resolved.model)
+    if (out / "last.pt").exists():
+        raise InputError(
+            "already holds a run; use resume=True to continue it or another out folder",
+            out,
+        )
+    pairs, heldout = read_corpus(corpus, valid, test, resolved)
+    dictionary = user_dict or resolved.data.user_dict
+    if not dictionary:
+        return pairs, heldout, None
+    from seqembed.data.segment import read_user_dict
+
+    return pairs, heldout, read_user_dict(dictionary)
+
+
 def train(
     corpus: Corpus | None,
     out: str | Path,
@@ -58,45 +100,23 @@ def train(
     ``resume=True`` continues the run in ``out`` with its own settings.
     ``progress`` gets a ``Progress`` per batch and per epoch;
     ``stop_requested`` is asked after each batch (True: save and stop).
-    The returned Run is the best checkpoint (``best.pt``); its
-    ``training`` attribute says why training stopped."""
-    from seqembed.nmt.checkpoint import kept_checkpoints
+    Returns the best checkpoint's Run; ``run.training`` says why it stopped."""
     from seqembed.nmt.training import train as train_loop
 
     out = Path(out)
-    if resume and not kept_checkpoints(out):
-        raise InputError("nothing to resume: no last.pt in the run directory", out)
+    if resume:
+        _check_resume(out, bool(src_embeddings or tgt_embeddings or freeze_embeddings))
     flags = {"train.max_minutes": max_minutes, "train.epochs": epochs,
-             "train.seed": seed}  # fmt: skip
-    for side, path in (("src", src_embeddings), ("tgt", tgt_embeddings)):
-        if path is not None:
-            flags[f"model.{side}_embeddings"] = str(path)
-    if freeze_embeddings:
-        flags["model.freeze_embeddings"] = True
-    overrides = {**{k: v for k, v in flags.items() if v is not None}, **settings}
-    if resume and (src_embeddings or tgt_embeddings or freeze_embeddings):
-        raise InputError(
-            "src/tgt embeddings and freeze_embeddings start a run; "
-            "a resumed run has its vectors in the checkpoint already"
-        )
+             "train.seed": seed, "model.src_embeddings": src_embeddings,
+             "model.tgt_embeddings": tgt_embeddings,
+             "model.freeze_embeddings": freeze_embeddings or None}  # fmt: skip
+    overrides = _given(flags) | settings
     resolved = resolve_config(config, overrides, out if resume else None)
     pairs = heldout = user_dict_text = None
     if not resume:
-        from seqembed.nmt.pretrained import check_files
-
-        check_files(resolved.model)  # a missing file or a wrong width, first
-        if (out / "last.pt").exists():
-            raise InputError(
-                "already holds a run; use resume=True to continue it or "
-                "another out folder",
-                out,
-            )
-        pairs, heldout = read_corpus(corpus, valid, test, resolved)
-        dictionary = user_dict or resolved.data.user_dict
-        if dictionary:
-            from seqembed.data.segment import read_user_dict
-
-            user_dict_text = read_user_dict(dictionary)
+        pairs, heldout, user_dict_text = _new_run_inputs(
+            corpus, out, valid, test, user_dict, resolved
+        )
     result = train_loop(
         resolved,
         out,

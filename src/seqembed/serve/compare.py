@@ -46,6 +46,21 @@ def embedding_map(
     return data
 
 
+def _two_spaces(a: ServedModel, b: ServedModel | None, side: str):
+    """The two tables on the same rows (the second rotated onto the first
+    where they are two runs), their labels and how they were aligned."""
+    if b is None:
+        first, second = a.tables[side], a.initial[side]
+        labels = [f"{a.id} (trained)", f"{a.id} (initial)"]
+        return first, second, labels, "none: the same rows before and after training"
+    first, second = _shared(a.tables[side], b.tables[side])
+    second = EmbeddingTable(
+        second.tokens, procrustes(first.vectors, second.vectors), second.freqs
+    )
+    alignment = f"orthogonal Procrustes over {len(first):,} shared words"
+    return first, second, [a.id, b.id], alignment
+
+
 def compare(
     a: ServedModel,
     b: ServedModel | None,
@@ -55,17 +70,7 @@ def compare(
     k: int = N_NEIGHBOURS,
 ) -> dict[str, Any]:
     """``b`` None: ``a`` trained against ``a`` before training."""
-    if b is None:
-        first, second = a.tables[side], a.initial[side]
-        labels = [f"{a.id} (trained)", f"{a.id} (initial)"]
-        alignment = "none: the same rows before and after training"
-    else:
-        first, second = _shared(a.tables[side], b.tables[side])
-        labels = [a.id, b.id]
-        second = EmbeddingTable(
-            second.tokens, procrustes(first.vectors, second.vectors), second.freqs
-        )
-        alignment = f"orthogonal Procrustes over {len(first):,} shared words"
+    first, second, labels, alignment = _two_spaces(a, b, side)
     unit_a, unit_b = unit_rows(first.vectors), unit_rows(second.vectors)
     moved = np.einsum("ij,ij->i", unit_a, unit_b)  # (n_words,) cosine per word
     order = np.argsort(-first.freqs, kind="stable")[:max_words]
@@ -111,16 +116,21 @@ def compare(
             {"word": shown[i], "cosine": round(float(moved[order][i]), 4)}
             for i in by_move
         ],
-        "changed_most": [
-            {
-                "word": shown[i],
-                "overlap": round(float(overlap[i]), 4),
-                "before": [words_of[j] for j in lists_a[i]],
-                "after": [words_of[j] for j in lists_b[i]],
-            }
-            for i in by_change
-        ],
+        "changed_most": _changed(shown, words_of, overlap, lists_a, lists_b, by_change),
     }
+
+
+def _changed(shown, words_of, overlap, lists_a, lists_b, rows) -> list[dict]:
+    """The words whose neighbour lists changed most, with both lists."""
+    return [
+        {
+            "word": shown[i],
+            "overlap": round(float(overlap[i]), 4),
+            "before": [words_of[j] for j in lists_a[i]],
+            "after": [words_of[j] for j in lists_b[i]],
+        }
+        for i in rows
+    ]
 
 
 def procrustes(target: np.ndarray, source: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 speed, and peak memory, all measured in one process.
 
     python bench/speed.py [--tsv PATH] [--steps 200] [--threads 2] [--run RUN_DIR]
-                          [--kernels auto|reference] [--budget 60]
+                          [--kernels auto|reference] [--budget 60] [--minutes 9]
 
 0. The CPU (model name, ATen capability, native bf16 or not) and the OpenMP
    wait policy, printed first.
@@ -28,8 +28,14 @@ speed, and peak memory, all measured in one process.
 Never hangs: every line is flushed as it is printed; bf16 rows are skipped,
 saying so, on a CPU without native bf16 (where a bf16 product runs ~30x
 slower than fp32); and every measurement stops at its first check after
---budget seconds (a note says what it covered), so that a run with the
-defaults ends within 10 minutes on any host.
+--budget seconds, or its share of what is left of --minutes if that is
+less (a note says what it covered), so that a run with the defaults ends
+within 10 minutes on any host.
+
+Beside the wall-clock rates, CPU seconds (this process's, all threads; with
+OMP_WAIT_POLICY=PASSIVE idle threads sleep rather than count) measure the
+same work independently of what else runs on a shared host: compare those
+there, and the wall-clock rates on an idle one.
 """
 
 from __future__ import annotations
@@ -213,20 +219,22 @@ def measure_training(
     _bounded(run, indices[:warmup], budget)
 
     def timed_pass(todo):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         measured = _bounded(run, todo, budget)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-        return measured, seconds, faults
+        return measured, seconds, faults, cpu
 
     # The first pass pays one-time costs that a long run spreads thin: oneDNN
     # builds a kernel for each new row count (the output projection's rows
     # change every batch) and first-touch page faults at each new peak of
     # memory. The second pass over the same batches is the steady state, as
     # OpenNMT-py's progress reports after the first are.
-    measured, seconds, faults = timed_pass(indices[warmup:])
-    steady, steady_seconds, _ = timed_pass(indices[warmup:][: len(measured)])
+    measured, seconds, faults, _ = timed_pass(indices[warmup:])
+    steady, steady_seconds, _, steady_cpu = timed_pass(
+        indices[warmup:][: len(measured)]
+    )
     tgt_tokens = sum(b.n_tgt_tokens for b in measured)
     src_tokens = sum(b.n_src_tokens for b in measured)
     flops = sum(training_flops(b, 256, 512, vocab, input_feed) for b in measured)
@@ -236,6 +244,7 @@ def measure_training(
         "faults_per_step": faults / len(measured),
         "tgt_tok_s": tgt_tokens / seconds,
         "steady_tgt_tok_s": sum(b.n_tgt_tokens for b in steady) / steady_seconds,
+        "steady_tgt_tok_cpu_s": sum(b.n_tgt_tokens for b in steady) / steady_cpu,
         "all_tok_s": (tgt_tokens + src_tokens) / seconds,
         "gflops": flops / seconds / 1e9,
         "mflop_per_tgt_token": flops / tgt_tokens / 1e6,
@@ -244,6 +253,27 @@ def measure_training(
     if input_feed and precision == "fp32":
         result["gemm_floor_tok_s"] = _gemm_floor(measured, vocab, budget)
     return result
+
+
+class Deadline:
+    """The run's clock: each measurement may take ``budget`` seconds, or
+    its share of the time left of ``minutes`` where that is less."""
+
+    def __init__(self, minutes: float, budget: float):
+        self.end = time.perf_counter() + 60 * minutes
+        self.budget = budget
+
+    def left(self) -> float:
+        return self.end - time.perf_counter()
+
+    def share(self, measurements: int) -> float:
+        """Seconds for each of the next ``measurements`` (at least 1)."""
+        return max(1.0, min(self.budget, self.left() / max(measurements, 1)))
+
+
+# Below this many seconds left, a configuration is skipped (saying so):
+# starting a training session alone reads and segments the corpus.
+ENOUGH_LEFT = 45.0
 
 
 def _bounded(run, items: list, budget: float) -> list:
@@ -278,8 +308,8 @@ def decoding_flops(translator, tokens, beam: int, batch_size: int) -> tuple:
     the LSTM, attention, combine layer and output projection. The word's
     share of the first LSTM layer's gates is counted as a product, although
     fp32 decoding with the CPU kernels looks it up (nmt.cpu.decoder), so the
-    ceiling is that of the model's plain step. Returns the FLOPs, seconds
-    and translations (token lists)."""
+    ceiling is that of the model's plain step. Returns the FLOPs, seconds,
+    CPU seconds and translations (token lists)."""
     model, config = translator.model, translator.config.model
     emb, hidden, half = config.emb_size, config.hidden_size, config.hidden_size // 2
     vocab = model.decoder.output_projection.out_features
@@ -292,9 +322,9 @@ def decoding_flops(translator, tokens, beam: int, batch_size: int) -> tuple:
         return step(tokens, *args, **kwargs)
 
     decoder.step = counted_step
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     outputs = translator.translate_tokens(tokens, beam_size=beam, batch_size=batch_size)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     del decoder.step
     src_tokens = sum(len(t) for t in tokens)
     mean_src = src_tokens / len(tokens)
@@ -303,7 +333,7 @@ def decoding_flops(translator, tokens, beam: int, batch_size: int) -> tuple:
     if model.decoder.attention is not None:
         per_row += 2 * 2 * hidden * hidden + 2 * 2 * hidden * mean_src
     encoder = (2 * 2 * 4 * half * (emb + half) + 2 * hidden * hidden) * src_tokens
-    return encoder + per_row * sum(rows), seconds, outputs
+    return encoder + per_row * sum(rows), seconds, cpu, outputs
 
 
 def load_translator(run_dir: Path, precision: str, kernels: str | None):
@@ -320,15 +350,16 @@ def measure_decoding(
     batch_size: int,
     rates: dict,
     precisions: list[str],
-    kernels: str | None = None,
-    budget: float = 60.0,
+    kernels: str | None,
+    deadline: Deadline,
     max_sentences: int | None = None,
 ):
-    """Rows of (precision, beam, sentences, BLEU, chrF, decode-only sent/s,
-    FLOP ceiling sent/s at this machine's matmul rate, whole-process sent/s
-    or None). Each row decodes the test split's sentences by length, shortest
-    first, one batch at a time, until ``budget`` seconds have passed: the
-    batches are those ``Translator`` makes of the whole split."""
+    """Rows of (precision, beam, sentences, BLEU, chrF, decode-only sent/s
+    and sent per CPU-second, FLOP ceiling sent/s at this machine's matmul
+    rate, whole-process sent/s or None). Each row decodes the test split's
+    sentences by length, shortest first, one batch at a time, until its
+    budget (``deadline``) is spent: the batches are those ``Translator``
+    makes of the whole split."""
     test = read_splits(run_dir)["test"][:max_sentences]
     rows = []
     for precision in precisions:
@@ -339,14 +370,17 @@ def measure_decoding(
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         translator.translate_tokens(tokens[:batch_size], beam_size=1)  # warm up
         for beam in (1, 5):
+            rows_left = 2 * (len(precisions) - precisions.index(precision)) - beam // 5
+            budget = deadline.share(2 * rows_left)
             decode = functools.partial(
                 _decode_batch, translator, tokens, beam, batch_size
             )
             done = _bounded(decode, batches, budget)
             index = [i for batch in batches[: len(done)] for i in batch]
-            flops = sum(f for f, _, _ in done)
-            decode_s = sum(seconds for _, seconds, _ in done)
-            outputs = [words for _, _, translated in done for words in translated]
+            flops = sum(f for f, _, _, _ in done)
+            decode_s = sum(seconds for _, seconds, _, _ in done)
+            cpu_s = sum(cpu for _, _, cpu, _ in done)
+            outputs = [words for *_, translated in done for words in translated]
             hypotheses = [translator.tokenizer.detokenize(w) for w in outputs]
             references = [test[i].tgt for i in index]
             scores = score(hypotheses, references, translator.config.data.lowercase)
@@ -358,7 +392,7 @@ def measure_decoding(
                 process = whole_process(run_dir, sources, beam, precision, threads,
                                         batch_size, budget)  # fmt: skip
             rows.append((precision, beam, n, scores.bleu, scores.chrf, n / decode_s,
-                         ceiling, process))  # fmt: skip
+                         n / cpu_s, ceiling, process))  # fmt: skip
     return rows
 
 
@@ -368,7 +402,8 @@ def _decode_batch(translator, tokens, beam, batch_size, index):
 
 def whole_process(run_dir, sources, beam, precision, threads, batch_size, budget):
     """Sentences/s of `seqembed translate` on ``sources`` as a whole process
-    (start, model load, decode); None where it takes over 2 x ``budget``."""
+    (start, model load, decode); None where it takes over ``budget`` (or
+    20) seconds."""
     started = time.perf_counter()
     try:
         subprocess.run(
@@ -376,7 +411,7 @@ def whole_process(run_dir, sources, beam, precision, threads, batch_size, budget
              "--beam", str(beam), "--precision", precision,
              "--batch-size", str(batch_size)],
             input="".join(src + "\n" for src in sources), text=True, check=True,
-            capture_output=True, timeout=2 * budget + 30,
+            capture_output=True, timeout=max(budget, 20),
             env={**os.environ, "OMP_NUM_THREADS": str(threads)},
         )  # fmt: skip
     except subprocess.TimeoutExpired:
@@ -439,6 +474,13 @@ def parse_args():
         "its first check after that, and says what it covered",
     )
     parser.add_argument(
+        "--minutes",
+        type=float,
+        default=9.0,
+        help="the whole run's time (default 9): measurements get shorter "
+        "budgets, or are skipped, to end within it",
+    )
+    parser.add_argument(
         "--sentences", type=int, help="decode at most this many test sentences"
     )
     return parser.parse_args()
@@ -458,11 +500,16 @@ def main() -> int:
     if "bf16" in precisions and not info.native_bf16:
         precisions.remove("bf16")
         print(f"bf16 rows skipped: no native bfloat16 on this CPU ({info.capability})")
+    deadline = Deadline(args.minutes, args.budget)
     rates = print_matmul_rates(args.threads, "bf16" in precisions, args.budget)
-    if not args.no_training:
-        print_training(args, precisions, rates["fp32"])
-    if args.run:
-        print_decoding(args, precisions, rates)
+    # what is left to measure: 4 parts a training configuration (warm-up,
+    # two passes, the products' floor), 2 a decoding row (in and as a process)
+    training = 0 if args.no_training else 2 * len(precisions)
+    decoding = 2 * len(precisions) if args.run else 0
+    if training:
+        print_training(args, precisions, rates["fp32"], deadline, 2 * decoding)
+    if decoding:
+        print_decoding(args, precisions, rates, deadline)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of this process: {peak_mb:,.0f} MB")
     return 0
@@ -483,7 +530,10 @@ def print_matmul_rates(threads: int, bf16: bool, budget: float) -> dict:
     return rates
 
 
-def print_training(args, precisions: list[str], fp32_rate: float) -> None:
+def print_training(
+    args, precisions: list[str], fp32_rate: float, deadline: Deadline, after: int
+) -> None:
+    """The training table; ``after``: the measurements that follow it."""
     onmt = opennmt_tgt_tokens_per_s(args.onmt_log) if args.onmt_log else None
     if onmt:
         print(f"OpenNMT-py, steady state in {args.onmt_log}: {onmt:,.0f} tgt tok/s")
@@ -500,50 +550,62 @@ def print_training(args, precisions: list[str], fp32_rate: float) -> None:
     print(f"\ntraining on {data}, matched config, {args.steps} steps "
           f"of 64 sentences, kernels {args.kernels or 'auto'}:")  # fmt: skip
     print("| input feeding | precision | tgt tok/s | second pass, tgt tok/s "
-          "| src+tgt tok/s | MFLOP/tgt token | GFLOP/s | of fp32 matmul rate "
+          "| second pass, tgt tok per CPU-second | src+tgt tok/s "
+          "| MFLOP/tgt token | GFLOP/s | of fp32 matmul rate "
           "| matrix products alone, tgt tok/s | vs OpenNMT-py (first / second "
           "pass) | page faults/step |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     notes = []
-    for input_feed in (False, True):
-        for precision in precisions:
-            out = args.out / f"if-{input_feed}-{precision}"
-            m = measure_training(pairs, input_feed, args.steps, out, precision,
-                                 extra, args.budget)  # fmt: skip
-            floor = m["gemm_floor_tok_s"]
-            floor = f"{floor:,.0f}" if floor else "-"
-            ratio = "-"
-            if onmt:
-                first, second = m["tgt_tok_s"], m["steady_tgt_tok_s"]
-                ratio = f"{first / onmt:.2f}x / {second / onmt:.2f}x"
-            print(f"| {'yes' if input_feed else 'no'} | {precision} "
-                  f"| {m['tgt_tok_s']:,.0f} | {m['steady_tgt_tok_s']:,.0f} "
-                  f"| {m['all_tok_s']:,.0f} "
-                  f"| {m['mflop_per_tgt_token']:.1f} | {m['gflops']:.0f} "
-                  f"| {m['gflops'] / fp32_rate:.0%} | {floor} | {ratio} "
-                  f"| {m['faults_per_step']:,.0f} |")  # fmt: skip
-            if m["steps"] < args.steps or m["steady_steps"] < m["steps"]:
-                notes.append(f"input feeding {input_feed}, {precision}: the budget "
-                             f"cut the passes to {m['steps']} and "
-                             f"{m['steady_steps']} steps")  # fmt: skip
+    configurations = [(f, p) for f in (False, True) for p in precisions]
+    for done, (input_feed, precision) in enumerate(configurations):
+        if deadline.left() < ENOUGH_LEFT:
+            notes.append(f"input feeding {input_feed}, {precision}: skipped, "
+                         f"the --minutes limit is near")  # fmt: skip
+            continue
+        budget = deadline.share(4 * (len(configurations) - done) + after)
+        out = args.out / f"if-{input_feed}-{precision}"
+        m = measure_training(pairs, input_feed, args.steps, out, precision,
+                             extra, budget)  # fmt: skip
+        floor = m["gemm_floor_tok_s"]
+        floor = f"{floor:,.0f}" if floor else "-"
+        ratio = "-"
+        if onmt:
+            first, second = m["tgt_tok_s"], m["steady_tgt_tok_s"]
+            ratio = f"{first / onmt:.2f}x / {second / onmt:.2f}x"
+        print(f"| {'yes' if input_feed else 'no'} | {precision} "
+              f"| {m['tgt_tok_s']:,.0f} | {m['steady_tgt_tok_s']:,.0f} "
+              f"| {m['steady_tgt_tok_cpu_s']:,.0f} "
+              f"| {m['all_tok_s']:,.0f} "
+              f"| {m['mflop_per_tgt_token']:.1f} | {m['gflops']:.0f} "
+              f"| {m['gflops'] / fp32_rate:.0%} | {floor} | {ratio} "
+              f"| {m['faults_per_step']:,.0f} |")  # fmt: skip
+        if m["steps"] < args.steps or m["steady_steps"] < m["steps"]:
+            notes.append(f"input feeding {input_feed}, {precision}: the budget "
+                         f"cut the passes to {m['steps']} and "
+                         f"{m['steady_steps']} steps")  # fmt: skip
     for note in notes:
         print(f"note: {note}")
 
 
-def print_decoding(args, precisions: list[str], rates: dict) -> None:
+def print_decoding(
+    args, precisions: list[str], rates: dict, deadline: Deadline
+) -> None:
     kernels = f"kernels {args.kernels}" if args.kernels else "the run's kernels"
     print(f"\ndecoding the test split of {args.run}, {kernels}:")
     print("| precision | decoding | sentences | BLEU | chrF | sent/s, decode only "
-          "| FLOP ceiling, sent/s | sent/s, whole process |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
-    for precision, beam, n, bleu, chrf, decode, ceiling, process in measure_decoding(
+          "| sent per CPU-second | FLOP ceiling, sent/s "
+          "| sent/s, whole process |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = measure_decoding(
         args.run, args.threads, args.batch_size, rates, precisions, args.kernels,
-        args.budget, args.sentences,
-    ):  # fmt: skip
+        deadline, args.sentences,
+    )  # fmt: skip
+    for precision, beam, n, bleu, chrf, decode, cpu, ceiling, process in rows:
         name = "greedy" if beam == 1 else f"beam {beam}"
         process = f"{process:,.0f}" if process else "-"
         print(f"| {precision} | {name} | {n} | {bleu:.2f} | {chrf:.2f} "
-              f"| {decode:,.0f} | {ceiling:,.0f} | {process} |")  # fmt: skip
+              f"| {decode:,.0f} | {cpu:,.0f} | {ceiling:,.0f} "
+              f"| {process} |")  # fmt: skip
 
 
 if __name__ == "__main__":

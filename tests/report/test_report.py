@@ -248,6 +248,9 @@ def test_scores_interval_only_below_500_sentences():
     many = score(hyps * (CI_BELOW // 3 + 1), refs * (CI_BELOW // 3 + 1), True, True)
     assert many.bleu_ci is None and many.text("bleu") == f"BLEU {many.bleu:.2f}"
     assert score(hyps, refs, True).bleu_ci is None  # only when asked
+    # Nothing right: resamples that score 0 (sacrebleu's own mean of them fails).
+    nothing = score(["x", "y", "z", "w"], ["a b", "c d", "e", "f g"], True, True)
+    assert nothing.bleu == nothing.bleu_ci == 0.0
 
 
 def test_evaluate_prints_the_interval(builtin_run):

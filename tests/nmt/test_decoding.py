@@ -84,6 +84,7 @@ def test_greedy_keeps_attention_for_each_output_word(builtin_run, kernels):
         assert torch.all(h.attention[:, int(batch.src_lengths[row]) :] == 0)
 
 
+@pytest.mark.slow
 @pytest.mark.bf16
 def test_bf16_decoding_agrees_with_fp32_on_training_sentences(builtin_run):
     sentences = [p.src for p in read_splits(builtin_run)["train"][:40]]

@@ -18,44 +18,30 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
 # Functions allowed over MAX_FUNCTION_LINES: path:qualified name -> (at most
-# this many lines, why). "being split" entries are being cut down right now
-# on other branches (issue 21): remove each once it is under the limit (the
-# test below fails on an entry that is no longer needed).
+# this many lines, why). SPLITTING entries are being cut down on other
+# branches right now (issue 21), LEFT ones came in over the limit and wait
+# for someone: remove each once it is under the limit (the test below fails
+# on an entry that is no longer needed).
 SPLITTING = "being split (issue 21)"
+LEFT = "merged over the limit; not split yet"
 LONG_FUNCTIONS = {
     "nmt/cpu/input_feeding.py:InputFeedingRecurrence.backward": (
-        108,
+        112,
         "a hand-written autograd backward: one loop over the time steps in "
         "reverse, mirroring forward; split, its saved state would have to be "
         "passed around piecemeal",
     ),
-    "nmt/cpu/input_feeding.py:InputFeedingRecurrence.forward": (86, SPLITTING),
-    "nmt/decoding.py:beam_search": (104, SPLITTING),
     "nmt/training.py:start_session": (165, SPLITTING),
     "nmt/training.py:train": (140, SPLITTING),
-    "analysis/alignment.py:alignment_report": (93, SPLITTING),
-    "analysis/embedding.py:EmbeddingAnalysis._judge": (95, SPLITTING),
-    "analysis/embedding.py:group_cohesion": (61, SPLITTING),
-    "analysis/run.py:analyze_run": (72, SPLITTING),
-    "analysis/stability.py:stability_sections": (65, SPLITTING),
-    "analysis/text.py:_side_sections": (232, SPLITTING),
-    "cli/analysis.py:add_commands": (75, SPLITTING),
-    "cli/main.py:_train_command": (83, SPLITTING),
-    "cli/main.py:build_parser": (156, SPLITTING),
-    "cli/visual.py:add_commands": (85, SPLITTING),
+    "api/plots.py:plot_map": (66, LEFT + " (half of it signature and docstring)"),
+    "api/training.py:train": (82, LEFT + " (half of it signature and docstring)"),
 }
 # Modules allowed over MAX_MODULE_LINES: path -> (at most, why).
 LONG_MODULES = {
-    "analysis/alignment.py": (459, SPLITTING),
-    "analysis/contextual.py": (422, SPLITTING),
-    "analysis/embedding.py": (790, SPLITTING),
-    "analysis/text.py": (446, SPLITTING),
-    "cli/main.py": (676, SPLITTING),
-    "config.py": (423, SPLITTING),
-    "nmt/cpu/input_feeding.py": (420, SPLITTING),
-    "nmt/model.py": (558, SPLITTING),
-    "nmt/training.py": (740, SPLITTING),
-    "report/embedding_map.py": (458, SPLITTING),
+    "config.py": (430, SPLITTING),
+    "nmt/training.py": (741, SPLITTING),
+    "analysis/alignment.py": (407, LEFT),
+    "nmt/model.py": (408, LEFT),
 }
 
 

@@ -11,7 +11,9 @@ from seqembed.nmt.checkpoint import load_checkpoint
 from seqembed.nmt.decoding import beam_search, greedy_decode
 from seqembed.nmt.evaluation import Translator
 
-KERNELS = ["reference", "auto"]
+# The searches with the fast kernels are slow-marked: in the quick loop
+# test_fast_decoding_translates_as_the_reference checks them whole.
+KERNELS = ["reference", pytest.param("auto", marks=pytest.mark.slow)]
 
 
 def translator_with(run_dir, kernels: str, **decode_settings) -> Translator:

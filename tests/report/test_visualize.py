@@ -340,6 +340,7 @@ def test_both_sides_without_a_lexicon_is_a_clear_error():
         embedding_map(tables, "both", Projection("pca"), lexicon=[])
 
 
+@pytest.mark.slow
 def test_both_sides_on_the_seed_run(seed_tables, tmp_path):
     m = embedding_map(seed_tables, "both", Projection("tsne"), color="group",
                       groups=DESIGN_GROUPS)  # fmt: skip

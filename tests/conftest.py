@@ -56,8 +56,12 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "bf16: needs a CPU with native bfloat16 (skipped elsewhere)"
     )
+    # `pytest -m "not slow"` is the developer's loop (under 3 minutes on 2
+    # busy cores); CI and `pytest` run everything.
     config.addinivalue_line(
-        "markers", "slow: exhaustive versions (-m 'not slow' leaves them out)"
+        "markers",
+        "slow: over about 2 s on 2 busy cores (training runs, the CLI in a "
+        "subprocess, distributed, the browser): left out by -m 'not slow'",
     )
 
 

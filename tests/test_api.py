@@ -36,6 +36,7 @@ def run(demo_run):
     return seqembed.load_run(demo_run)
 
 
+@pytest.mark.slow
 def test_import_is_light_and_lists_the_api():
     code = (
         "import sys, seqembed\n"
@@ -57,6 +58,7 @@ def test_import_is_light_and_lists_the_api():
         seqembed.Translater  # noqa: B018
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_on_the_demo_run(run, demo_run, tmp_path):
     """The README's ten lines, as written, with the demo corpus' words where
     the example's are not in its vocabulary (those raise UnknownWordError)."""
@@ -101,6 +103,7 @@ def test_the_readme_example_runs_on_the_demo_run(run, demo_run, tmp_path):
     assert type(fig).__name__ == "Figure"
 
 
+@pytest.mark.slow
 def test_translate_takes_a_str_or_a_list(run):
     sentence = "今天天气很好"
     one = run.translate(sentence)
@@ -113,6 +116,7 @@ def test_translate_takes_a_str_or_a_list(run):
         run.translate_detailed([sentence])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("beam", [1, 5])
 def test_translate_detailed_scores_the_translation_as_the_model_does(run, beam):
     t = run.translate_detailed("我们明天去北京", beam=beam)
@@ -174,6 +178,7 @@ def test_the_example_on_the_seed_example(seed_run):
     assert "pair 我-爱 cosine" in subjects and "pair 机器-学习 cosine" in subjects
 
 
+@pytest.mark.slow
 def test_tables_and_specials(run):
     full = run.tables(specials=True)
     assert full.src.index_to_key[:4] == ["<PAD>", "<SOS>", "<EOS>", "<UNK>"]
@@ -185,6 +190,7 @@ def test_tables_and_specials(run):
     assert run.metrics()[-1]["epoch"] == 40 and "valid_bleu" in run.metrics()[0]
 
 
+@pytest.mark.slow
 def test_load_run_errors_are_one_line_input_errors(run, demo_run, tmp_path):
     with pytest.raises(seqembed.InputError, match="file not found"):
         seqembed.load_run(tmp_path / "nothing")
@@ -209,6 +215,7 @@ def test_load_run_errors_are_one_line_input_errors(run, demo_run, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_analyze_reports_progress_typed_findings_and_writes_files(run, tmp_path):
     events = []
     result = seqembed.analyze(
@@ -239,6 +246,7 @@ def test_analyze_reports_progress_typed_findings_and_writes_files(run, tmp_path)
         seqembed.AnalysisResult.from_json(tmp_path / "x.json")
 
 
+@pytest.mark.slow
 def test_plot_map_draws_chinese_labels_and_colours_by_verdict(run, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a missing glyph would warn
@@ -257,6 +265,7 @@ def test_plot_map_draws_chinese_labels_and_colours_by_verdict(run, tmp_path):
         seqembed.plot_map(run.path, color="group")
 
 
+@pytest.mark.slow
 def test_train_logs_reports_progress_and_never_prints(tmp_path, capfd):
     pairs = [(p.src, p.tgt) for p in builtin_pairs()[:120]]
     events = []
@@ -301,6 +310,7 @@ def test_train_refuses_bad_settings_by_name(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_the_readme_example_as_written_on_a_short_tatoeba_run(tatoeba_tsv, tmp_path):
     """Every line of the README's example, word for word, on a Tatoeba run
     (a short one: the vocabulary, not the quality, is what the words need)."""

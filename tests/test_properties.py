@@ -203,6 +203,7 @@ def test_translate_gives_one_line_for_any_text(translator, texts):
             assert output == ""
 
 
+@pytest.mark.slow
 def test_the_cli_translates_random_lines(seed_run):
     """Random lines through stdin of the real command: one line out for each."""
     import random

@@ -144,6 +144,7 @@ def test_gloss_words_keep_one_word_translations_only():
         assert gloss_words(not_one_word) == []
 
 
+@pytest.mark.slow
 def test_cedict_lexicon_finds_real_translations_in_the_vocabularies():
     src_tokens = list(SPECIALS) + ["爱", "学习", "天气", "我", "。", "汤姆"]
     tgt_tokens = list(SPECIALS) + ["love", "study", "learn", "weather", "i", "."]
@@ -205,6 +206,7 @@ def check_scores(scores: dict) -> None:
         assert values == sorted(values)  # more candidates, never fewer hits
 
 
+@pytest.mark.slow
 def test_report_on_a_trained_run(builtin_run):
     state = load_checkpoint(builtin_run)
     report = alignment_report(load_tables(state), load_tables(state, initial=True))

@@ -81,6 +81,7 @@ def above(analysis: EmbeddingAnalysis, figure: str) -> list:
 # --------------------------------------------------- nothing to find
 
 
+@pytest.mark.slow
 def test_random_vectors_are_not_above_chance():
     """Family-wise control. Every table is one family of ~31 tests adjusted
     by Holm at 0.05, so a table has any finding above chance with
@@ -206,6 +207,7 @@ def test_no_shaped_null_below_four_words_per_dimension():
     assert all(f.shaped_chance is None for f in analysis.findings_)
 
 
+@pytest.mark.slow
 def test_shaped_null_holds_for_large_tables():
     analysis = EmbeddingAnalysis(random_state=11).fit(anisotropic_table(11, 6_000, 64))
     pairs = [f for f in analysis.findings_ if f.figure == "similar_pairs"]

@@ -120,6 +120,7 @@ def test_schema_is_the_one_the_package_loads():
 # ------------------------------------------------------- real results validate
 
 
+@pytest.mark.slow
 def test_seed_example_result_validates(seed_result):
     assert errors_of(analysis_validator(), seed_result) == []
     # The paths the schema allows null for are the ones this run takes.
@@ -136,6 +137,7 @@ def test_seed_example_result_validates(seed_result):
     assert seed_result["movement"]["src"]["epochs"][0]["step_mean"] is None
 
 
+@pytest.mark.slow
 def test_builtin_result_validates(builtin_result):
     assert errors_of(analysis_validator(), builtin_result) == []
     assert set(builtin_result["sides"]) == {"src", "tgt"}
@@ -154,6 +156,7 @@ def test_builtin_result_validates(builtin_result):
     assert chosen["学习", "不存在"]["missing"] == ["不存在"]
 
 
+@pytest.mark.slow
 def test_run_without_initial_table_or_snapshots_validates(bare_result):
     assert errors_of(analysis_validator(), bare_result) == []
     assert bare_result["movement"] is None
@@ -166,6 +169,7 @@ def test_run_without_initial_table_or_snapshots_validates(bare_result):
     assert side["cooccurrence"]["initial_difference"] is None
 
 
+@pytest.mark.slow
 def test_results_are_plain_json(seed_result, builtin_result, bare_result):
     for result in (seed_result, builtin_result, bare_result):
         assert_plain_json(result)
@@ -204,6 +208,7 @@ BREAKAGES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("breakage", BREAKAGES, ids=list(BREAKAGES))
 def test_broken_result_fails_validation(seed_result, breakage):
     broken = copy.deepcopy(seed_result)
@@ -211,6 +216,7 @@ def test_broken_result_fails_validation(seed_result, breakage):
     assert errors_of(analysis_validator(), broken) != []
 
 
+@pytest.mark.slow
 def test_alignment_status_and_spaces_must_agree(builtin_result):
     """Scores only with status ok; status ok only with scores."""
     not_ok = copy.deepcopy(builtin_result)
@@ -224,6 +230,7 @@ def test_alignment_status_and_spaces_must_agree(builtin_result):
 # ---------------------------------------------------------------- stability
 
 
+@pytest.mark.slow
 def test_stability_report_validates(seed_runs):
     settings = AnalysisSettings(
         sides=SEED_SETTINGS.sides,
@@ -250,6 +257,7 @@ def test_stability_report_validates(seed_runs):
     assert errors_of(stability_validator(), broken) != []
 
 
+@pytest.mark.slow
 def test_stability_report_with_alignment_validates(builtin_run, builtin_result):
     """The alignment rows need runs whose alignment is ok; the same run twice
     gives them (with sd 0) without training another."""

@@ -9,6 +9,7 @@ from scipy import stats
 
 from seqembed.analysis import chance
 from seqembed.analysis.similarity import scan_pairs
+from seqembed.vectors import null
 
 
 def random_unit(n_words: int, dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -31,11 +32,11 @@ def random_cosines(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
 @pytest.mark.parametrize("dim", [8, 64])
 def test_cosine_sf_matches_simulation(dim):
     cosines = random_cosines(20_000, dim, np.random.default_rng(dim))
-    result = stats.kstest(cosines, lambda x: 1 - chance.cosine_sf(x, dim))
+    result = stats.kstest(cosines, lambda x: 1 - null.cosine_sf(x, dim))
     assert result.pvalue > 0.01
     assert cosines.std() == pytest.approx(1 / np.sqrt(dim), rel=0.03)
     for x in (0.1, 0.3, 0.5):
-        assert np.mean(cosines > x) == pytest.approx(chance.cosine_sf(x, dim), abs=0.01)
+        assert np.mean(cosines > x) == pytest.approx(null.cosine_sf(x, dim), abs=0.01)
         assert np.mean(np.abs(cosines) >= x) == pytest.approx(
             chance.cosine_two_sided(x, dim), abs=0.01
         )
@@ -53,7 +54,7 @@ def test_expected_top_scores_match_simulated_medians():
         ]
     )
     n_pairs = n_words * (n_words - 1) // 2
-    expected = chance.expected_top_scores(k, n_pairs, dim)
+    expected = null.expected_top_scores(k, n_pairs, dim)
     assert expected == sorted(expected, reverse=True)
     np.testing.assert_allclose(np.median(tops, axis=0), expected, atol=0.01)
 
@@ -61,10 +62,10 @@ def test_expected_top_scores_match_simulated_medians():
 def test_reference_top_scores_of_untrained_tables():
     """The issue's figures: the 10th best pair among 5,000 untrained rows."""
     n_pairs = 5_000 * 4_999 // 2
-    assert chance.expected_top_scores(10, n_pairs, 256)[-1] == pytest.approx(
+    assert null.expected_top_scores(10, n_pairs, 256)[-1] == pytest.approx(
         0.29, abs=0.01
     )
-    assert chance.expected_top_scores(10, n_pairs, 64)[-1] == pytest.approx(
+    assert null.expected_top_scores(10, n_pairs, 64)[-1] == pytest.approx(
         0.56, abs=0.01
     )
     # and one real 5,000 x 256 table agrees
@@ -74,7 +75,7 @@ def test_reference_top_scores_of_untrained_tables():
 
 
 def test_expected_top_scores_stop_at_the_number_of_pairs():
-    assert len(chance.expected_top_scores(10, 3, 16)) == 3
+    assert len(null.expected_top_scores(10, 3, 16)) == 3
 
 
 def test_top_pair_pvalues_are_uniform_on_random_tables():

@@ -119,6 +119,7 @@ def test_seed_default_words(seed_fit):
 # ------------------------------------------------------------ built-in run
 
 
+@pytest.mark.slow
 def test_counts_match_the_segmented_training_data(builtin_run, builtin_fit):
     state = load_checkpoint(builtin_run)
     segmenter = ChineseSegmenter("jieba", state["user_dict"])
@@ -169,6 +170,7 @@ def test_builtin_report_properties(builtin_fit):
         assert min(near) >= max(far)
 
 
+@pytest.mark.slow
 def test_sampling_is_deterministic_per_random_state(builtin_run):
     state = load_checkpoint(builtin_run)
     sentences = training_sentences(builtin_run, state)
@@ -188,6 +190,7 @@ def test_sampling_is_deterministic_per_random_state(builtin_run):
     assert first.summary()["anisotropy"] != other.summary()["anisotropy"]
 
 
+@pytest.mark.slow
 def test_training_sentences_accepts_a_checkpoint_file(builtin_run):
     from_file = training_sentences(builtin_run / "last.pt")
     from_dir = training_sentences(builtin_run)

@@ -75,6 +75,7 @@ def test_the_estimator_takes_its_defaults_from_the_settings():
     assert estimator.shaped_null_repeats == AnalysisSettings().shaped_null_repeats
 
 
+@pytest.mark.slow
 def test_the_cli_reports_a_bad_setting_in_one_line(seed_run):
     result = seqembed("analyze", seed_run, "--alpha", "1.5", "--no-contextual")
     assert_clean_error(result, "analysis setting alpha", "1.5")

@@ -168,6 +168,7 @@ def trained_pairs(run) -> str:
                    ("train", "valid", "test"))  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(ODD_PAIRS) + ["too many columns"])
 def test_train_tsv_odd_lines_are_trained_on(cli, tmp_path, case):
     en, zh = ODD_PAIRS.get(case, ("Four columns", "四列"))
@@ -182,6 +183,7 @@ def test_train_tsv_odd_lines_are_trained_on(cli, tmp_path, case):
     assert zh in trained_pairs(tmp_path / "run")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["UTF-8 BOM", "CRLF"])
 def test_train_tsv_bom_and_crlf_read_as_plain(cli, tmp_path, case):
     corpus = write_case(tmp_path, case, GOOD_TSV, "corpus.tsv")
@@ -191,6 +193,7 @@ def test_train_tsv_bom_and_crlf_read_as_plain(cli, tmp_path, case):
     assert written.count("\n") == len(PAIRS)
 
 
+@pytest.mark.slow
 def test_train_skips_a_100000_character_line_and_goes_on(cli, tmp_path):
     corpus = tmp_path / "corpus.tsv"
     corpus.write_text(GOOD_TSV + f"Long\t{LONG}\n\n", encoding="utf-8")
@@ -241,6 +244,7 @@ def test_train_aligned_empty_and_blank(cli, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_train_aligned_odd_lines_work_and_long_ones_are_skipped(cli, tmp_path):
     odd = list(ODD_PAIRS.values()) + [("Long", LONG)]
     src, tgt = aligned(
@@ -522,6 +526,7 @@ def test_plot_analysis_file_mistakes(cli, tmp_path, seed_run):
 # ----------------------------------------------------------- attention
 
 
+@pytest.mark.slow
 def test_attention_odd_sentences(cli, tmp_path, builtin_run):
     out = tmp_path / "a.png"
     for text in ("", "   "):
@@ -586,6 +591,7 @@ def test_data_cache_dir_that_is_a_file(cli, tmp_path):
 # ---------------------------------------------- the real CLI, a few cases
 
 
+@pytest.mark.slow
 def test_representative_cases_as_real_subprocesses(tmp_path, seed_run):
     from helpers import assert_clean_error, seqembed
 

@@ -19,6 +19,7 @@ def seed_demo(tmp_path_factory):
     return out, result
 
 
+@pytest.mark.slow
 def test_seed_example_demo_prints_losses_and_exact_translations(seed_demo):
     out, result = seed_demo
     assert result.stderr.count("train loss") == 50
@@ -28,6 +29,7 @@ def test_seed_example_demo_prints_losses_and_exact_translations(seed_demo):
     assert (out / "last.pt").is_file() and (out / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_translate_prints_one_line_per_input_line(seed_demo):
     out, _ = seed_demo
     lines = [zh for zh, _ in SEED_PAIRS] + [
@@ -47,6 +49,7 @@ def test_translate_prints_one_line_per_input_line(seed_demo):
     assert beam.stdout == "Today weather is good\n"
 
 
+@pytest.mark.slow
 def test_train_translate_evaluate_on_a_small_tsv(tmp_path):
     corpus = tmp_path / "corpus.tsv"
     rows = [f"{en}\t{zh.replace(' ', '')}\tattribution" for zh, en in SEED_PAIRS * 2]
@@ -92,6 +95,7 @@ def test_train_translate_evaluate_on_a_small_tsv(tmp_path):
     assert (run / "data" / "train.hyp").read_text().count("\n") == 5
 
 
+@pytest.mark.slow
 def test_aligned_files_and_their_length_mismatch(tmp_path):
     (tmp_path / "src.txt").write_text("我 爱\n今天\n", encoding="utf-8")
     (tmp_path / "tgt.txt").write_text("I love\n", encoding="utf-8")
@@ -101,6 +105,7 @@ def test_aligned_files_and_their_length_mismatch(tmp_path):
     assert_clean_error(result, "src.txt", "has 2 lines", "has 1")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "content, fragments",
     [
@@ -118,6 +123,7 @@ def test_bad_corpus_gives_one_line_error(tmp_path, content, fragments):
     assert_clean_error(seqembed("train", corpus, "--out", tmp_path / "r"), *fragments)
 
 
+@pytest.mark.slow
 def test_missing_files_and_bad_settings(tmp_path):
     assert_clean_error(
         seqembed("train", tmp_path / "nope.tsv", "--out", tmp_path / "r"),
@@ -135,6 +141,7 @@ def test_missing_files_and_bad_settings(tmp_path):
     assert_clean_error(seqembed("translate", tmp_path / "fake.pt", "hi"), "fake.pt")
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tmp_path):
     result = seqembed(
         "--debug", "train", tmp_path / "nope.tsv", "--out", tmp_path / "r"
@@ -142,6 +149,7 @@ def test_debug_shows_the_traceback(tmp_path):
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
+@pytest.mark.slow
 def test_builtin_demo_trains_translates_and_scores(tmp_path):
     out = tmp_path / "demo"
     result = seqembed("demo", "--out", out)
@@ -153,6 +161,7 @@ def test_builtin_demo_trains_translates_and_scores(tmp_path):
         assert (out / name).is_file()
 
 
+@pytest.mark.slow
 def test_demo_replaces_an_earlier_demo_but_no_other_run(seed_demo, tmp_path):
     out, _ = seed_demo
     again = seqembed("demo", "--seed-example", "--out", out)
@@ -162,6 +171,7 @@ def test_demo_replaces_an_earlier_demo_but_no_other_run(seed_demo, tmp_path):
     assert (out / "last.pt").is_file()
 
 
+@pytest.mark.slow
 def test_given_valid_and_test_files_replace_the_split(tmp_path):
     rows = [f"{en}\t{zh}" for zh, en in SEED_PAIRS]
     (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
@@ -188,6 +198,7 @@ def test_usage_mistakes_are_one_line():
     assert_clean_error(seqembed("nonsense"), "invalid choice")
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_batch_and_resume_goes_on(tmp_path):
     import signal
     import time

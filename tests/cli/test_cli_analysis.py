@@ -29,6 +29,7 @@ def analysed(builtin_run, tmp_path_factory):
     return out, result
 
 
+@pytest.mark.slow
 def test_analyze_writes_json_and_markdown_and_prints_the_verdicts(analysed):
     out, result = analysed
     data = json.loads((out / "analysis.json").read_text(encoding="utf-8"))
@@ -50,6 +51,7 @@ def test_analyze_writes_json_and_markdown_and_prints_the_verdicts(analysed):
     assert f"Wrote {out / 'analysis.json'}" in result.stderr.replace("\n", "")
 
 
+@pytest.mark.slow
 def test_analyze_word_list_restricts_the_table(builtin_run, tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("天气 下雨  # weather\n吃 喝 不在词表里\n", encoding="utf-8")
@@ -73,6 +75,7 @@ def test_analyze_word_list_restricts_the_table(builtin_run, tmp_path):
     assert data["alignment"] is None and data["contextual"] is None
 
 
+@pytest.mark.slow
 def test_neighbours_match_the_embedding_table(builtin_run):
     result = seqembed("neighbours", builtin_run, "天气", "-k", "5", "--json")
     assert result.returncode == 0, result.stderr
@@ -84,6 +87,7 @@ def test_neighbours_match_the_embedding_table(builtin_run):
     assert all(n["chance_cosine"] > 0 for n in listing["neighbours"])
 
 
+@pytest.mark.slow
 def test_neighbours_finds_an_english_word_on_the_target_side(builtin_run):
     result = seqembed("neighbours", builtin_run, "weather", "-k", "3")
     assert result.returncode == 0, result.stderr
@@ -91,6 +95,7 @@ def test_neighbours_finds_an_english_word_on_the_target_side(builtin_run):
     assert len(result.stdout.strip().splitlines()) == 4
 
 
+@pytest.mark.slow
 def test_export_word2vec_loads_in_gensim(builtin_run, tmp_path):
     gensim = pytest.importorskip("gensim")
     path = tmp_path / "src.vec"
@@ -102,6 +107,7 @@ def test_export_word2vec_loads_in_gensim(builtin_run, tmp_path):
     np.testing.assert_array_equal(vectors["天气"], table.vector("天气"))
 
 
+@pytest.mark.slow
 def test_export_projector_both_sides(builtin_run, tmp_path):
     out = tmp_path / "projector"
     result = seqembed(
@@ -117,6 +123,7 @@ def test_export_projector_both_sides(builtin_run, tmp_path):
     assert (out / "projector_config.pbtxt").is_file()
 
 
+@pytest.mark.slow
 def test_bad_groups_file_names_file_and_line(builtin_run, tmp_path):
     groups = tmp_path / "groups.yaml"
     groups.write_text("weather: [天气, 下雨]\nfood: {吃: 1}\n", encoding="utf-8")
@@ -124,6 +131,7 @@ def test_bad_groups_file_names_file_and_line(builtin_run, tmp_path):
     assert_clean_error(result, f"{groups}:2:", "food")
 
 
+@pytest.mark.slow
 def test_analysis_mistakes_are_one_line(builtin_run, tmp_path):
     assert_clean_error(
         seqembed("neighbours", builtin_run, "没有这个词"), "not in the src or tgt"
@@ -140,6 +148,7 @@ def test_analysis_mistakes_are_one_line(builtin_run, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_train_seeds_trains_each_seed_and_compares_them(tmp_path):
     from seqembed.cli.demo import resource_path
 

@@ -17,6 +17,7 @@ def _written(result) -> Path:
     return Path(lines[0])
 
 
+@pytest.mark.slow
 def test_plot_defaults_to_a_tsne_png_in_the_run(seed_run):
     result = seqembed("plot", seed_run)
     path = _written(result)
@@ -26,6 +27,7 @@ def test_plot_defaults_to_a_tsne_png_in_the_run(seed_run):
     assert "coloured by frequency" in result.stderr  # no groups known
 
 
+@pytest.mark.slow
 def test_plot_both_sides_by_group_as_svg(seed_run, tmp_path):
     out = tmp_path / "both.svg"
     result = seqembed(
@@ -37,6 +39,7 @@ def test_plot_both_sides_by_group_as_svg(seed_run, tmp_path):
     assert "coloured by group" in result.stderr
 
 
+@pytest.mark.slow
 def test_plot_html_and_pdf(seed_run, tmp_path):
     html = _written(
         seqembed("plot", seed_run, "--method", "pca", "--out", tmp_path / "m.html")
@@ -49,6 +52,7 @@ def test_plot_html_and_pdf(seed_run, tmp_path):
     assert pdf.read_bytes().startswith(b"%PDF")
 
 
+@pytest.mark.slow
 def test_plot_colour_by_chance_reads_the_analysis(seed_run, tmp_path):
     missing = seqembed(
         "plot", seed_run, "--color", "chance", "--out", tmp_path / "x.png"
@@ -67,6 +71,7 @@ def test_plot_colour_by_chance_reads_the_analysis(seed_run, tmp_path):
     assert _written(result).read_bytes().startswith(PNG)
 
 
+@pytest.mark.slow
 def test_plot_movement_png_and_gif(seed_run, tmp_path):
     result = seqembed("plot", seed_run, "--movement", "--panels", 4,
                       "--out", tmp_path / "movement.png")  # fmt: skip
@@ -80,6 +85,7 @@ def test_plot_movement_png_and_gif(seed_run, tmp_path):
         assert image.format == "GIF" and image.n_frames == 4
 
 
+@pytest.mark.slow
 def test_attention_heatmap(builtin_run, tmp_path):
     out = tmp_path / "attention.png"
     result = seqembed("attention", builtin_run, "我爱自然语言处理", "--out", out)
@@ -87,6 +93,7 @@ def test_attention_heatmap(builtin_run, tmp_path):
     assert "我 爱 自然 语言 处理  ->" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, fragments",
     [

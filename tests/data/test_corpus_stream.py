@@ -49,6 +49,7 @@ def assert_same_split(source, pairs, config, run_dir):
     assert sizes == {name: len(side) for name, side in expected.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 7])
 def test_streaming_split_equals_the_list_split_on_tatoeba(tatoeba_tsv, tmp_path, seed):
     config = load_config(None, [f"data.split_seed={seed}"])
@@ -165,6 +166,7 @@ def prepare_growth(n_pairs: int, work) -> int:
     return int(output.stdout.split()[-1])
 
 
+@pytest.mark.slow
 def test_streaming_preparation_keeps_no_python_objects_per_pair(tmp_path):
     # A Pair and its normalised strings are hundreds of bytes; the streaming
     # path keeps 32 bytes of hashes a pair, plus numpy's and scipy's

@@ -1,7 +1,10 @@
+import pytest
+
 from seqembed.cli.demo import builtin_user_dict
 from seqembed.data.segment import ChineseSegmenter, EnglishTokenizer, normalize
 
 
+@pytest.mark.slow
 def test_jieba_needs_a_user_dictionary_for_the_design_segmentation():
     assert ChineseSegmenter("jieba")("今天天气很好") == ["今天天气", "很", "好"]
     with_dict = ChineseSegmenter("jieba", builtin_user_dict())
@@ -9,6 +12,7 @@ def test_jieba_needs_a_user_dictionary_for_the_design_segmentation():
     assert with_dict("人工智能改变世界") == ["人工", "智能", "改变", "世界"]
 
 
+@pytest.mark.slow
 def test_user_dictionary_does_not_leak_into_other_segmenters():
     ChineseSegmenter("jieba", builtin_user_dict())("今天天气很好")
     assert ChineseSegmenter("jieba")("今天天气很好") == ["今天天气", "很", "好"]

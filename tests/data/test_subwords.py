@@ -97,6 +97,7 @@ def test_text_pieces_text_round_trip(model_type):
         assert pieces[0].startswith("▁")
 
 
+@pytest.mark.slow
 def test_unknown_characters_are_the_vocabularys_unk(sp_run):
     translator = Translator.from_checkpoint(sp_run)
     pieces = translator.segmenter("我爱鼹鼠")  # 鼹 is not in the corpus
@@ -122,6 +123,7 @@ def test_a_too_small_vocabulary_names_the_key(tmp_path):
 # ---------------------------------------------------------------- the run
 
 
+@pytest.mark.slow
 def test_vocabulary_specials_are_intact(sp_run):
     state = load_checkpoint(sp_run / "best.pt")
     for side in ("src", "tgt"):
@@ -141,6 +143,7 @@ def test_vocabulary_specials_are_intact(sp_run):
     assert translator.src_vocab.encode(["<EOS>", "<PAD>"]) == [UNK, UNK]
 
 
+@pytest.mark.slow
 def test_the_run_and_the_checkpoint_hold_the_models(sp_run):
     state = torch.load(sp_run / "best.pt", weights_only=True)
     assert set(state["subword_models"]) == {"src", "tgt"}
@@ -154,6 +157,7 @@ def test_the_run_and_the_checkpoint_hold_the_models(sp_run):
     assert (config["src_sp_type"], config["tgt_sp_type"]) == ("unigram", "bpe")
 
 
+@pytest.mark.slow
 def test_a_damaged_model_in_the_checkpoint_is_one_error(sp_run):
     state = load_checkpoint(sp_run / "best.pt")
     for damaged in (b"junk", b"", "text", None):
@@ -162,6 +166,7 @@ def test_a_damaged_model_in_the_checkpoint_is_one_error(sp_run):
             Translator.from_state(state)
 
 
+@pytest.mark.slow
 def test_a_copied_checkpoint_translates_without_the_run(sp_run, tmp_path):
     sentences = ["今天天气很好", "我爱你", "我们明天去北京", ""]
     expected = Translator.from_checkpoint(sp_run / "best.pt").translate(sentences)
@@ -180,6 +185,7 @@ def test_a_copied_checkpoint_translates_without_the_run(sp_run, tmp_path):
     assert result.stdout == expected[0] + "\n"
 
 
+@pytest.mark.slow
 def test_bleu_is_computed_on_detokenised_text(sp_run):
     translator = Translator.from_checkpoint(sp_run)
     references = [pair.tgt for pair in builtin_pairs()[:20]]
@@ -196,6 +202,7 @@ def test_bleu_is_computed_on_detokenised_text(sp_run):
     assert score(hypotheses, references, True) != score(joined, references, True)
 
 
+@pytest.mark.slow
 def test_evaluate_writes_and_scores_text(sp_run, tmp_path):
     hyp = tmp_path / "test.hyp"
     result = seqembed(
@@ -209,6 +216,7 @@ def test_evaluate_writes_and_scores_text(sp_run, tmp_path):
     assert json.loads(result.stdout)["bleu"] == expected.bleu
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_subword_models(tmp_path):
     config = demo_config(
         seed_example=False, seed=1, extra=[*SUBWORD_SETTINGS, "train.epochs=1"]
@@ -245,6 +253,7 @@ def test_word_pieces_and_their_mean():
     np.testing.assert_allclose(words.vector("walkers"), expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_analysis_runs_on_pieces_and_on_words(sp_run, tmp_path):
     settings = AnalysisSettings(contextual=False, shaped_null_repeats=0, top_n=5)
     pieces = analyze_run(sp_run, settings)

@@ -30,6 +30,7 @@ def split_run(tmp_path_factory):
     return run_dir, config, read_splits(run_dir)
 
 
+@pytest.mark.slow
 def test_cache_gives_the_in_memory_ids_with_one_or_two_processes(split_run):
     run_dir, config, splits = split_run
     segmenter, tokenizer = text_processing(config.data)
@@ -56,6 +57,7 @@ def test_cache_gives_the_in_memory_ids_with_one_or_two_processes(split_run):
             assert arrays.data.dtype == np.int32
 
 
+@pytest.mark.slow
 def test_cache_chunks_are_joined_in_order(split_run, monkeypatch):
     """Chunks smaller than the split: several per process, written in order."""
     run_dir, config, _ = split_run
@@ -80,6 +82,7 @@ def test_token_arrays_from_lists_index_like_the_lists():
     assert arrays.lengths.tolist() == [2, 0, 1, 3]
 
 
+@pytest.mark.slow
 def test_training_on_the_cache_is_bitwise_training_without_it(tmp_path):
     extra = ["train.epochs=2"]
     runs = {}
@@ -101,6 +104,7 @@ def test_training_on_the_cache_is_bitwise_training_without_it(tmp_path):
     assert (tmp_path / "lists" / "metrics.jsonl").read_text().count("train_loss") == 2
 
 
+@pytest.mark.slow
 def test_resume_on_the_cache_ends_as_the_uninterrupted_run(tmp_path):
     def config(epochs):
         extra = [f"train.epochs={epochs}", "data.cache_min_pairs=1"]

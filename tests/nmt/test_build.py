@@ -74,6 +74,7 @@ def train_and_translate(tmp_path, name: str, kernels: str):
     return out, translations, timings
 
 
+@pytest.mark.slow
 def test_reference_trains_and_translates_without_timing_and_repeats(tmp_path):
     first, translations, timings = train_and_translate(tmp_path, "a", "reference")
     assert timings == 0
@@ -86,6 +87,7 @@ def test_reference_trains_and_translates_without_timing_and_repeats(tmp_path):
     assert again == translations
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not onednn.available(), reason="no oneDNN in this build")
 def test_auto_times_the_libraries_once(tmp_path):
     # the control for the test above: the counter does count

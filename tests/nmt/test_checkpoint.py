@@ -176,6 +176,7 @@ def resize(folder, size):
     subprocess.run(remount, check=True, capture_output=True)
 
 
+@pytest.mark.slow
 def test_a_real_full_disk_while_training(tmp_path):
     """Train into a tmpfs, shrink it to less than one more checkpoint, go on:
     the save fails with one line, every earlier file is intact, and with room
@@ -253,6 +254,7 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_a_malicious_checkpoint(tmp_path):
     from helpers import assert_clean_error, seqembed
 

@@ -11,7 +11,9 @@ from seqembed.nmt.checkpoint import load_checkpoint
 from seqembed.nmt.decoding import beam_search, greedy_decode
 from seqembed.nmt.evaluation import Translator
 
-KERNELS = ["reference", "auto"]
+# The searches with the fast kernels are slow-marked: in the quick loop
+# test_fast_decoding_translates_as_the_reference checks them whole.
+KERNELS = ["reference", pytest.param("auto", marks=pytest.mark.slow)]
 
 
 def translator_with(run_dir, kernels: str, **decode_settings) -> Translator:
@@ -84,6 +86,7 @@ def test_greedy_keeps_attention_for_each_output_word(builtin_run, kernels):
         assert torch.all(h.attention[:, int(batch.src_lengths[row]) :] == 0)
 
 
+@pytest.mark.slow
 @pytest.mark.bf16
 def test_bf16_decoding_agrees_with_fp32_on_training_sentences(builtin_run):
     sentences = [p.src for p in read_splits(builtin_run)["train"][:40]]
@@ -135,8 +138,8 @@ def test_reordered_weights_follow_the_parameters(builtin_run):
     model, decoder = translator.model, translator.model.decoder
     with torch.no_grad():
         packed = decoder.decoding_weights()
-        if packed is None:  # no oneDNN in this build: the reference step
-            return
+        if packed is None:
+            pytest.skip("no oneDNN in this build: the reference step only")
         assert packed.output.is_mkldnn
         assert decoder.decoding_weights() is packed  # kept
     tokens = [translator.segmenter(p.src) for p in read_splits(builtin_run)["test"]]
@@ -176,8 +179,8 @@ def test_reordered_weights_only_where_they_apply(builtin_run):
     decoder = translator_with(builtin_run, "auto").model.decoder
     assert decoder.decoding_weights() is None  # gradients on
     with torch.no_grad():
-        if decoder.decoding_weights() is None:  # no oneDNN in this build
-            return
+        if decoder.decoding_weights() is None:
+            pytest.skip("no oneDNN in this build: no reordered weights")
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert decoder.decoding_weights() is None
         decoder.train()

@@ -60,6 +60,7 @@ def test_cpu_info_names_the_capability_torch_uses():
         assert info.vendor and info.model_name in line
 
 
+@pytest.mark.slow
 def test_an_avx2_restricted_process_has_no_native_bf16():
     code = (
         "from seqembed.nmt.devices import cpu_info; i = cpu_info(); "
@@ -80,6 +81,7 @@ def test_bf16_and_auto_stay_bf16_where_it_is_native():
     assert resolve_precision("auto", "decode.precision") == "bf16"
 
 
+@pytest.mark.slow
 def test_bf16_training_on_an_avx2_cpu_is_one_line_before_any_work(tmp_path):
     corpus = tmp_path / "pairs.tsv"
     corpus.write_text("".join(f"{en}\t{zh}\n" for zh, en in SEED_PAIRS))
@@ -97,6 +99,7 @@ def test_bf16_training_on_an_avx2_cpu_is_one_line_before_any_work(tmp_path):
     assert not (out / "last.pt").exists()
 
 
+@pytest.mark.slow
 def test_auto_precision_on_an_avx2_cpu_warns_and_trains_in_fp32(tmp_path):
     corpus = tmp_path / "pairs.tsv"
     corpus.write_text("".join(f"{en}\t{zh}\n" for zh, en in SEED_PAIRS))
@@ -122,6 +125,7 @@ def test_auto_precision_on_an_avx2_cpu_warns_and_trains_in_fp32(tmp_path):
     assert "precision: fp32" in (out / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_bf16_decoding_on_an_avx2_cpu_is_one_line(seed_run):
     result = seqembed(
         "translate", seed_run, "我爱你", "--precision", "bf16", env=AVX2_ONLY

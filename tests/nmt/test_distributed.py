@@ -158,6 +158,7 @@ def test_nproc_under_torchrun_and_seeds_with_torchrun_are_one_line_errors(
 # ---------------------------------------------------------------- torchrun
 
 
+@pytest.mark.slow
 def test_two_processes_step_like_one_with_the_same_global_batch(tmp_path):
     """DDP with the loss over the global token count: the same gradient as
     one process on the whole batch, to float rounding; every rank the same
@@ -234,6 +235,7 @@ if os.environ.get("RANK") is not None and os.environ.get("AUDIT_WATCH"):
 """
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_and_only_rank_0_writes(two_process_run, tmp_path):
     run_dir, stderr, _ = two_process_run
     one = tmp_path / "one"
@@ -274,6 +276,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_loopback_nodes_through_a_c10d_rendezvous(two_process_run, tmp_path):
     """Two launchers, 1 process each, meeting at 127.0.0.1:PORT as two
     machines would: bit for bit the run of 2 processes on one host."""
@@ -340,6 +343,7 @@ RANDOM = [*TINY, "--epochs", "2", "--set", "model.dropout=0.2",
           "--set", "train.checkpoint_every_steps=3"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_rank_and_resume_is_bitwise_the_uninterrupted_run(
     tmp_path,
 ):
@@ -372,6 +376,7 @@ def test_ctrl_c_stops_every_rank_and_resume_is_bitwise_the_uninterrupted_run(
     assert metrics(run_dir) == metrics(tmp_path / "straight")
 
 
+@pytest.mark.slow
 def test_a_rank_that_dies_stops_the_others(tmp_path):
     marker = uuid.uuid4().hex
     env = {**ENV, "TEST_MARKER": marker}
@@ -396,6 +401,7 @@ def test_a_rank_that_dies_stops_the_others(tmp_path):
     load_checkpoint(run_dir / "last.pt")  # what rank 0 saved is whole
 
 
+@pytest.mark.slow
 def test_resume_with_another_number_of_processes(two_process_run, tmp_path, caplog):
     """A 2-process run goes on in 1 process (the batches do not depend on the
     number of processes); not bitwise, and it says so."""

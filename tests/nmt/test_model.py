@@ -140,8 +140,12 @@ def test_parallel_decoder_equals_step_by_step(kw, kernels):
     torch.testing.assert_close(fused, torch.stack(steps, 1), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kernels", KERNELS)
-@pytest.mark.parametrize("kw", ALL)
+@pytest.mark.parametrize(
+    "kernels", ["reference", pytest.param("auto", marks=pytest.mark.slow)]
+)
+@pytest.mark.parametrize(
+    "kw", ALL[:1] + [pytest.param(kw, marks=pytest.mark.slow) for kw in ALL[1:]]
+)
 def test_a_batch_can_be_overfitted(kw, kernels):
     model = make(**kw, kernels=kernels).train()
     batch = collate(SRC, TGT)

@@ -324,6 +324,7 @@ def test_without_freezing_the_pretrained_rows_fine_tune(tmp_path):
 # ------------------------------------------------------------ command line
 
 
+@pytest.mark.slow
 def test_round_trip_export_then_train_from_it(tmp_path):
     """The new run starts from exactly the vectors the old one exported."""
     corpus = tmp_path / "corpus.tsv"

@@ -44,6 +44,7 @@ def counters(path):
         return None
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
     straight = subprocess.run(train_command(tmp_path / "straight"), env=ENV,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -219,6 +220,7 @@ def test_too_many_nonfinite_steps_in_a_row_stop_with_the_checkpoint_intact(
     assert_same_state(tmp_path / "bad" / "last.pt", tmp_path / "two" / "last.pt")
 
 
+@pytest.mark.slow
 def test_a_diverging_learning_rate_is_one_line(tmp_path):
     from helpers import seqembed
 
@@ -236,6 +238,7 @@ def test_a_diverging_learning_rate_is_one_line(tmp_path):
 # ---------------------------------------------------------------- determinism
 
 
+@pytest.mark.slow
 def test_same_seed_and_config_give_bitwise_identical_parameters(tmp_path):
     # Dropout and scheduled sampling: both draw random numbers every step.
     extra = ["train.epochs=3", "model.dropout=0.3", "train.teacher_forcing=0.5",

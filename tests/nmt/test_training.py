@@ -11,6 +11,7 @@ from seqembed.nmt.evaluation import Translator
 from seqembed.nmt.training import train
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [2, 3, 4, 5])
 def test_seed_example_learns_all_five_pairs_for_every_seed(tmp_path, seed):
     result = train(demo_config(seed_example=True, seed=seed), tmp_path, seed_pairs())
@@ -26,6 +27,7 @@ def test_seed_example_learns_all_five_pairs_for_every_seed(tmp_path, seed):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.bf16
 def test_bf16_autocast_training_learns_the_seed_example_and_keeps_fp32_weights(
     tmp_path,
@@ -74,6 +76,7 @@ def test_checkpoint_is_plain_data_with_initial_embeddings(seed_run):
     assert state["counters"]["epoch"] == 51
 
 
+@pytest.mark.slow
 def test_save_load_gives_the_same_translations(builtin_run, tmp_path):
     translator = Translator.from_checkpoint(builtin_run / "best.pt")
     sentences = ["我爱自然语言处理", "今天天气很好", "我们明天去北京", ""]
@@ -83,6 +86,7 @@ def test_save_load_gives_the_same_translations(builtin_run, tmp_path):
     assert reloaded.translate(sentences) == translator.translate(sentences)
 
 
+@pytest.mark.slow
 def test_resume_continues_to_the_same_parameters(tmp_path):
     config = demo_config(seed_example=True, seed=7, extra=["train.epochs=6"])
     train(config, tmp_path / "straight", seed_pairs())

@@ -89,6 +89,7 @@ def test_curve_figure_has_losses_and_scores_on_two_axes():
     assert curve_figure([]) is None
 
 
+@pytest.mark.slow
 def test_report_is_one_self_contained_file(seed_report):
     path, run = seed_report
     page = path.read_text(encoding="utf-8")
@@ -111,6 +112,7 @@ def test_report_is_one_self_contained_file(seed_report):
         assert title in page
 
 
+@pytest.mark.slow
 def test_report_command_writes_beside_the_run_by_default(seed_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(seed_run, run)
@@ -121,6 +123,7 @@ def test_report_command_writes_beside_the_run_by_default(seed_run, tmp_path):
     assert list(data["map"]) == ["src"]
 
 
+@pytest.mark.slow
 def test_report_mistakes_are_one_line(seed_run, tmp_path):
     assert_clean_error(seqembed("report", tmp_path / "nope"), "nope")
     assert_clean_error(seqembed("report", seed_run, "--max-words", "0"), "--max-words")
@@ -134,6 +137,7 @@ def test_report_mistakes_are_one_line(seed_run, tmp_path):
     assert_clean_error(seqembed("report", run), "analysis.json", "seqembed analyze")
 
 
+@pytest.mark.slow
 def test_demo_writes_the_report_and_prints_its_path(tmp_path):
     out = tmp_path / "seed"
     result = seqembed("demo", "--seed-example", "--out", out)
@@ -142,6 +146,7 @@ def test_demo_writes_the_report_and_prints_its_path(tmp_path):
     assert (out / "report.html").stat().st_size > 1_000_000  # plotly.js inline
 
 
+@pytest.mark.slow
 def test_report_of_a_seed_run_shows_the_stability_across_seeds(seed_run, tmp_path):
     from seqembed.analysis.run import analyze_run
     from seqembed.analysis.settings import AnalysisSettings

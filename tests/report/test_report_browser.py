@@ -85,6 +85,7 @@ def map_traces(page) -> list[dict]:
     )
 
 
+@pytest.mark.slow
 def test_loads_without_errors_or_network(browser, report):
     page, requests, errors = browser
     assert errors == []
@@ -95,6 +96,7 @@ def test_loads_without_errors_or_network(browser, report):
     assert page.locator("#samples .attention .heatmaplayer").count() == 8
 
 
+@pytest.mark.slow
 def test_the_scatter_has_one_point_per_word(browser, tables):
     page, _, _ = browser
     traces = map_traces(page)
@@ -105,6 +107,7 @@ def test_the_scatter_has_one_point_per_word(browser, tables):
     assert sorted(words) == sorted(tables["src"].tokens)
 
 
+@pytest.mark.slow
 def test_hovering_a_point_shows_its_neighbours(browser, tables):
     page, _, _ = browser
     page.locator("input[name=side][value=src]").check()
@@ -139,6 +142,7 @@ def test_hovering_a_point_shows_its_neighbours(browser, tables):
     assert [item.split()[0] for item in panel] == neighbours
 
 
+@pytest.mark.slow
 def test_searching_finds_a_word_and_zooms_to_it(browser, tables):
     page, _, _ = browser
     page.locator("input[name=side][value=src]").check()
@@ -170,6 +174,7 @@ def test_searching_finds_a_word_and_zooms_to_it(browser, tables):
     assert "not on the map" in page.locator("#search-status").text_content()
 
 
+@pytest.mark.slow
 def test_switching_sides_shows_the_other_table(browser):
     page, _, _ = browser
     page.locator("input[name=side][value=src]").check()
@@ -192,6 +197,7 @@ def platform_fonts(page, selector: str) -> list[dict]:
     return fonts["fonts"]
 
 
+@pytest.mark.slow
 def test_chinese_is_drawn_with_real_glyphs(browser):
     """Three checks that the Chinese text is not tofu, on a machine that may
     have no Chinese font at all (the page embeds one):

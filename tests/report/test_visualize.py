@@ -179,6 +179,7 @@ def test_html_font_subset_holds_the_glyphs_and_is_small():
     assert all(ord(c) in cmap for c in "我爱自然语言处理A")
 
 
+@pytest.mark.slow
 def test_no_pyplot_and_no_backend_choice_at_import_or_render(seed_run, tmp_path):
     code = (
         "import sys, matplotlib\n"
@@ -220,7 +221,8 @@ def test_effective_perplexity():
 
 
 @pytest.mark.parametrize(
-    "method, large_from", [("tsne", 1000), ("tsne", 50), ("pca", 1000)]
+    "method, large_from",
+    [pytest.param("tsne", 1000, marks=pytest.mark.slow), ("tsne", 50), ("pca", 1000)],
 )
 def test_projection_is_reproducible_and_cosine_only(method, large_from):
     """Same random_state, same picture; and rescaling a word's vector (its
@@ -339,6 +341,7 @@ def test_both_sides_without_a_lexicon_is_a_clear_error():
         embedding_map(tables, "both", Projection("pca"), lexicon=[])
 
 
+@pytest.mark.slow
 def test_both_sides_on_the_seed_run(seed_tables, tmp_path):
     m = embedding_map(seed_tables, "both", Projection("tsne"), color="group",
                       groups=DESIGN_GROUPS)  # fmt: skip
@@ -418,6 +421,7 @@ def test_html_map_works_offline(seed_tables):
 # -------------------------------------------------------------- attention
 
 
+@pytest.mark.slow
 def test_attention_heatmap_for_a_model_with_attention(builtin_run, tmp_path):
     attention = Translator.from_checkpoint(builtin_run).attention("我爱自然语言处理")
     assert attention.src_tokens == ["我", "爱", "自然", "语言", "处理"]
@@ -430,6 +434,7 @@ def test_attention_heatmap_for_a_model_with_attention(builtin_run, tmp_path):
     assert path.stat().st_size > 5_000
 
 
+@pytest.mark.slow
 def test_attention_marks_unknown_source_words(builtin_run):
     attention = Translator.from_checkpoint(builtin_run).attention("我爱鳄鱼")
     assert attention.src_known[:2] == [True, True] and not attention.src_known[-1]
@@ -445,6 +450,7 @@ def test_attention_of_a_model_without_attention_is_a_clear_error(seed_run):
 # --------------------------------------------------------------- movement
 
 
+@pytest.mark.slow
 def test_movement_frames_and_pictures(seed_run, tmp_path):
     state = load_checkpoint(seed_run)
     frames = movement_frames(seed_run, state["src_vocab"], "src")

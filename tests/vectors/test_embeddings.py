@@ -40,7 +40,7 @@ def brute_force(unit: np.ndarray):
         (2, 5, 0, 1),
         (40, 8, 0, 30),
         (300, 16, 3, 50),
-        (CHUNK_ROWS + 452, 16, 2, 100),  # more rows than one block
+        pytest.param(CHUNK_ROWS + 452, 16, 2, 100, marks=pytest.mark.slow),  # 2 blocks
     ],
 )
 def test_scan_pairs_equals_brute_force(n_words, dim, n_zero, top_n):

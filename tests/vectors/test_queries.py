@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqembed.analysis.chance import expected_top_scores
 from seqembed.errors import InputError, UnknownWordError
-from seqembed.vectors.null import typical_cosine
+from seqembed.vectors.null import expected_top_scores, typical_cosine
 from seqembed.vectors.table import EmbeddingTable
 
 

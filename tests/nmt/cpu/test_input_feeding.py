@@ -97,6 +97,7 @@ def test_a_wrong_gradient_is_caught():
     assert error.abs().max().item() > 1e-10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loop_kernels", ["auto", "reference"])
 def test_float32_fast_path_agrees_and_trains(loop_kernels):
     model = make_model(torch.float32, dropout=0.2)

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 PROBE = (
     "import os, sys\n"
     "{imports}\n"
@@ -41,6 +43,7 @@ def test_the_users_policy_is_kept():
     assert lines == ["GOMP_SPINCOUNT=0", "0 False"]
 
 
+@pytest.mark.slow
 def test_too_late_once_torch_is_loaded():
     lines = run_fresh(
         "import torch\nfrom seqembed.nmt.cpu.openmp import choose_wait_policy"

@@ -219,7 +219,7 @@ def _commands():
 
 def test_every_flag_has_help_and_every_command_an_example():
     commands = _commands()
-    assert len(commands) == 11
+    assert len(commands) == 12
     for name, command in commands:
         assert len(command.description) > 100, name
         assert f"example:\n  seqembed {name}" in command.epilog, name

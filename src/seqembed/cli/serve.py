@@ -10,13 +10,25 @@ from __future__ import annotations
 import logging
 import sys
 
+from seqembed.cli.options import add_command
+
 
 def register(commands) -> None:
     """Register the serve command."""
-    serve = commands.add_parser(
+    serve = add_command(
+        commands,
         "serve",
-        help="serve runs over HTTP: translation, attention, embeddings, and "
-        "an explorer page",
+        "serve runs over HTTP: translation, attention, embeddings, and an "
+        "explorer page",
+        "Load each run once and serve it over HTTP with FastAPI on uvicorn: "
+        "translation (micro-batched across concurrent requests, and "
+        "OpenNMT-py's request shape at /translator/translate), attention, "
+        "encoder states, neighbours beside their chance levels, the embedding "
+        "map, a compare view, and an offline explorer page at /. Binds "
+        "127.0.0.1 unless --host says otherwise; API documentation at /docs.",
+        "seqembed serve runs/demo\n"
+        "curl -s localhost:8000/translate -H 'content-type: application/json' "
+        '-d \'{"text": "今天天气很好"}\'',
     )
     serve.add_argument(
         "runs",

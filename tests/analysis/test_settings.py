@@ -77,5 +77,6 @@ def test_the_estimator_takes_its_defaults_from_the_settings():
 
 @pytest.mark.slow
 def test_the_cli_reports_a_bad_setting_in_one_line(seed_run):
+    # The flag's own range check answers first, naming the flag.
     result = seqembed("analyze", seed_run, "--alpha", "1.5", "--no-contextual")
-    assert_clean_error(result, "analysis setting alpha", "1.5")
+    assert_clean_error(result, "--alpha must be between 0 and 1", "1.5")

@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass, field, fields
 
 from seqembed.errors import InputError
-from seqembed.nmt.checkpoint import CHECKPOINTS
 
 SIDES = ("src", "tgt")
 CORRECTIONS = ("holm", "bh")
@@ -74,7 +73,9 @@ class AnalysisSettings:
         _positive("alpha", self.alpha)
         if self.alpha >= 1:
             _refuse("alpha", self.alpha, "must be below 1")
-        if self.checkpoint not in CHECKPOINTS:
+        # nmt.checkpoint.CHECKPOINTS' names; not imported: it loads torch,
+        # and the CLI reads these defaults before anything heavy.
+        if self.checkpoint not in ("best", "last"):
             _refuse("checkpoint", self.checkpoint, "must be best or last")
         if self.correction not in CORRECTIONS:
             _refuse("correction", self.correction, "must be holm or bh")

@@ -98,12 +98,18 @@ def test_fields_of_the_wrong_shape_are_422_naming_them(server):
 
 @pytest.fixture(scope="module")
 def slow_server(builtin_run):
-    started = Server(builtin_run, "--set", "serve.timeout_s=0.5")
+    # One sentence per batch: each long sentence then costs its encoder's
+    # 340 steps however soon the model ends its translation, so a job of 256
+    # takes seconds on any CPU (batched, a model that stops at once can
+    # answer within 0.5 s on a fast one).
+    started = Server(
+        builtin_run, "--set", "serve.timeout_s=0.5", "--set", "serve.max_batch=1"
+    )
     yield started
     assert started.stop() == 0, "\n".join(started.lines)
 
 
-# Sentences that take the built-in model seconds to decode, several times.
+# Sentences that take the built-in model seconds to decode, one at a time.
 LONG_JOB = {"text": ["今天天气很好，我们一起去学习中文。" * 20] * 256, "beam": 10}
 
 

@@ -42,8 +42,11 @@ class Finding:
     ``side`` is "src" or "tgt" (one table's tests) or "alignment" (the
     cross-lingual map). ``p_adjusted`` is corrected together with the other
     tests of its side (Holm unless ``correction="bh"``); ``above_chance`` is
-    ``p_adjusted <= alpha`` (for the top pairs also beating the best pair of
-    random tables shaped like this one, ``shaped_chance``).
+    decided by ``verdict_p``: ``p_adjusted``, except for a top pair that
+    passes its own test, which must then also beat random tables shaped like
+    this one (``shaped_p_value``; ``verdict_chance`` is then the typical best
+    pair of such a table, ``shaped_best``). ``verdict_null`` names the null
+    that decided.
     """
 
     side: str
@@ -55,6 +58,11 @@ class Finding:
     p_adjusted: float
     above_chance: bool
     shaped_chance: float | None = None
+    shaped_p_value: float | None = None
+    shaped_best: float | None = None
+    verdict_chance: float = float("nan")
+    verdict_p: float = float("nan")
+    verdict_null: str = ""
 
     @property
     def verdict(self) -> str:
@@ -213,6 +221,9 @@ def _findings(data: dict) -> list[Finding]:
                 p_value=row["p_value"],
                 p_adjusted=row["p_adjusted"],
                 above_chance=row["above_chance"],
+                verdict_chance=row["chance"],
+                verdict_p=row["p_adjusted"],
+                verdict_null="random retrieval, and the shuffled lexicon",
             )
         )
     return findings

@@ -298,7 +298,7 @@ def test_train_logs_reports_progress_and_never_prints(tmp_path, capfd):
 def test_train_refuses_bad_settings_by_name(tmp_path):
     tsv = seqembed.builtin_corpus()
     cases = [
-        ({"model.colour": "red"}, "unknown setting 'model.colour'"),
+        ({"model.colour": "red"}, "unknown key 'model.colour'"),
         ({"model.emb_size": "big"}, "model.emb_size must be int, got 'big'"),
         ({"train.epochs": 0}, "train.epochs must be > 0"),
     ]

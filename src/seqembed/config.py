@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -297,12 +298,15 @@ def validate(
 
 def load_config(
     path: str | Path | None = None,
-    overrides: list[str] = (),
+    overrides: Sequence[str] = (),
     base: Config | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Defaults (or ``base``) <- YAML file <- ``--set`` overrides, validated.
-    ``base`` is a run's own config (``read_run_config``): the values kept
-    from it are not checked against today's ranges again."""
+    """Defaults (or ``base``) <- YAML file <- ``--set`` overrides (text,
+    ``section.key=value``, the value read as YAML) <- ``settings``
+    (``{"section.key": value}``, values as given), validated. ``base`` is a
+    run's own config (``read_run_config``): the values kept from it are not
+    checked against today's ranges again."""
     raw = to_dict(base or Config())
     if path is not None:
         path = Path(path)
@@ -312,17 +316,26 @@ def load_config(
             raw[section].update(values or {})
     for text in overrides:
         section, key, value = parse_override(text)
-        if section not in raw:
-            raise InputError(f"--set {text}: {unknown_section(section, raw)}")
-        if key not in raw[section]:
-            raise InputError(f"--set {text}: {unknown_key(section, key, _keys())}")
-        raw[section][key] = value
-    source = "--set" if overrides else str(path or "config")
+        _set(raw, section, key, value, f"--set {text}: ")
+    for dotted, value in (settings or {}).items():
+        section, _, key = str(dotted).partition(".")
+        _set(raw, section, key, str(value) if isinstance(value, Path) else value)
+    source = "--set" if overrides else "settings" if settings else str(path or "config")
     if base is None:
         return from_dict(raw, source)
     config = from_dict(raw, SAVED)  # names and types; the ranges below
     validate(config, source, kept=base)
     return config
+
+
+def _set(raw: dict, section: str, key: str, value: Any, where: str = "") -> None:
+    """``raw[section][key] = value``; an unknown name is refused with the
+    closest known one (``did you mean 'train.lr_schedule'?``)."""
+    if section not in raw:
+        raise InputError(f"{where}{unknown_section(section, raw)}")
+    if key not in raw[section]:
+        raise InputError(f"{where}{unknown_key(section, key, _keys())}")
+    raw[section][key] = value
 
 
 def read_run_config(path: str | Path) -> Config:

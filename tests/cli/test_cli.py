@@ -188,7 +188,7 @@ def test_given_valid_and_test_files_replace_the_split(tmp_path):
     assert written == {"train": 5, "valid": 1, "test": 2}
     lonely = seqembed("train", tmp_path / "train.tsv", "--out", tmp_path / "r2",
                       "--valid", tmp_path / "valid.tsv")  # fmt: skip
-    assert_clean_error(lonely, "--valid and --test go together")
+    assert_clean_error(lonely, "valid and test go together")
 
 
 def test_usage_mistakes_are_one_line():

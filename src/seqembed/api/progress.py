@@ -14,7 +14,8 @@ class Progress:
     """One event of a long call.
 
     ``stage`` says what is going on: ``"load"`` (reading a checkpoint),
-    ``"step"`` (a training batch), ``"epoch"`` (an epoch validated;
+    ``"step"`` (a training batch; ``metrics`` holds its ``epoch``, ``epochs``,
+    ``loss`` and ``tgt_tokens_per_s``), ``"epoch"`` (an epoch validated;
     ``metrics`` holds its ``metrics.jsonl`` line) or ``"analysis"`` (one part
     of the analysis starts). ``done`` of ``total`` units of that stage are
     finished (``total`` None when unknown).
@@ -39,8 +40,9 @@ def report(progress: ProgressCallback | None, event: Progress) -> None:
 
 class CallbackReporter:
     """The training loop's ``Reporter``, as ``Progress`` events: one per
-    batch (``"step"``) and one per validated epoch (``"epoch"``), which is
-    also logged at info level."""
+    batch (``"step"``) and one per validated epoch (``"epoch"``). With no
+    callback the epoch's line is logged at info level; a callback shows it
+    its own way (the CLI prints it), and the log would say it twice."""
 
     def __init__(self, progress: ProgressCallback | None):
         self.progress = progress
@@ -61,12 +63,15 @@ class CallbackReporter:
                 f"epoch {self.epoch}/{self.epochs}, batch {self.done}/"
                 f"{self.n_batches}: loss {loss:.4f}, {tgt_tokens_per_s:,.0f} tgt tok/s"
             )
-            self.progress(Progress("step", self.done, self.n_batches, message))
+            numbers = {"epoch": self.epoch, "epochs": self.epochs, "loss": loss,
+                       "tgt_tokens_per_s": tgt_tokens_per_s}  # fmt: skip
+            self.progress(Progress("step", self.done, self.n_batches, message, numbers))
 
     def epoch_end(self, metrics: dict) -> None:
         message = epoch_line(metrics, self.epochs)
-        log.info("%s", message)
-        if self.progress is not None:
+        if self.progress is None:
+            log.info("%s", message)
+        else:
             self.progress(
                 Progress("epoch", metrics["epoch"], self.epochs, message, metrics)
             )

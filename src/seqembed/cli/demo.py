@@ -5,6 +5,10 @@
 * ``seed-example`` reproduces the design document's experiment: five
   pre-segmented pairs, 64-dimensional embeddings, one LSTM layer, no
   attention, 50 epochs of Adam, cross-entropy that ignores padding.
+
+Both train through ``seqembed.train`` and analyse through ``seqembed.analyze``.
+The built-in demo shows ``best.pt`` (else ``last.pt``), the model every command
+uses by default; the seed example the final model, ``last.pt``, as the design.
 """
 
 from __future__ import annotations
@@ -14,20 +18,15 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from seqembed.analysis.run import (
-    DESIGN_GROUPS,
-    DESIGN_PAIRS,
-    analyze_run,
-    builtin_groups,
-    write_analysis,
-)
-from seqembed.analysis.settings import AnalysisSettings
+from seqembed.analysis.run import DESIGN_PAIRS
+from seqembed.api.data import builtin_corpus
+from seqembed.api.data import builtin_user_dict as builtin_user_dict_path
+from seqembed.api.progress import ProgressCallback
 from seqembed.config import Config, load_config
 from seqembed.data.corpus import Pair, SkipCounts, read_tsv
 from seqembed.data.prepare import read_splits
 from seqembed.errors import InputError
-from seqembed.nmt.evaluation import Scores, Translator, score
-from seqembed.nmt.training import Reporter, train
+from seqembed.nmt.evaluation import Scores, score
 
 # The design document's five pairs, segmented as it gives them.
 SEED_PAIRS = [
@@ -104,12 +103,13 @@ SHOWN_HELD_OUT = 3
 @dataclass
 class DemoResult:
     run_dir: Path
+    checkpoint: Path  # the model translated, scored and analysed
     final_loss: float
     # (source, translation, reference for held-out sentences or None)
     translations: list[tuple[str, str, str | None]]
     exact: int | None = None  # seed example: exact translations out of 5
     test_scores: Scores | None = None  # built-in: the held-out test split
-    analysis: dict | None = None  # run_analysis.analyze_run's result
+    analysis: dict | None = None  # seqembed.analyze's result, as analysis.json
     report: Path | None = None  # RUN/report.html
 
 
@@ -128,77 +128,77 @@ def prepare_demo_dir(out: Path) -> None:
     )
 
 
-def demo_analysis_settings(seed_example: bool) -> AnalysisSettings:
-    """The seed example analyses the design's 18 source words as the design
-    does (top 8 pairs, its four groups, its six pairs); the built-in run both
-    sides with the corpus's topic groups."""
+def demo_analysis(seed_example: bool) -> dict:
+    """``seqembed.analyze``'s arguments: the seed example analyses the
+    design's 18 source words as the design does (top 8 pairs, its four
+    groups, its six pairs); the built-in run both sides with the corpus's
+    topic groups."""
     if seed_example:
-        return AnalysisSettings(
-            sides=("src",),
-            groups=DESIGN_GROUPS,
-            pairs=tuple(DESIGN_PAIRS),
+        return dict(
+            groups="design",
+            pairs=list(DESIGN_PAIRS),
+            side="src",
             top_n=8,
             alignment=False,  # 18 words: too few dictionary entries to test
         )
-    return AnalysisSettings(groups=builtin_groups(), top_n=10)
+    return dict(groups="builtin", top_n=10)
 
 
 def run_demo(
-    out: Path, seed_example: bool, seed: int = 1, reporter: Reporter | None = None
+    out: Path,
+    seed_example: bool,
+    seed: int = 1,
+    progress: ProgressCallback | None = None,
 ) -> DemoResult:
+    """Train through ``seqembed.train``, then translate, score, analyse and
+    report one model: ``best.pt`` (else ``last.pt``), the one every command
+    uses by default; for the seed example the final model, as the design."""
+    from seqembed.api.runs import load_run
+    from seqembed.api.training import train
+
     prepare_demo_dir(out)
-    config = demo_config(seed_example, seed)
     if seed_example:
-        result = train(config, out, seed_pairs(), reporter=reporter)
+        trained = train(SEED_PAIRS, out, overrides=SEED_EXAMPLE_SETTINGS,
+                        seed=seed, progress=progress)  # fmt: skip
+        # Deliberately last.pt, not best.pt: the design translates and
+        # analyses its model after all 50 epochs, and the seed example
+        # reproduces the design (the demo's output says which model it is).
+        run = load_run(out / "last.pt")
     else:
-        result = train(
-            config,
-            out,
-            builtin_pairs(),
-            user_dict=builtin_user_dict(),
-            reporter=reporter,
-        )
-    translator = Translator.from_checkpoint(out / "last.pt")
-    final_loss = result.final_metrics["train_loss"]
+        run = trained = train(builtin_corpus(), out, overrides=BUILTIN_SETTINGS,
+                              seed=seed, user_dict=builtin_user_dict_path(),
+                              progress=progress)  # fmt: skip
+    result = DemoResult(
+        out, run.checkpoint, trained.training.final_metrics["train_loss"], []
+    )
     if seed_example:
         sources = [zh for zh, _ in SEED_PAIRS]
-        outputs = translator.translate(sources)
-        exact = sum(o == en for o, (_, en) in zip(outputs, SEED_PAIRS))
-        rows = [(src, o, None) for src, o in zip(sources, outputs)]
-        analysis = _analyse(out, seed_example)
-        return DemoResult(
-            out,
-            final_loss,
-            rows,
-            exact=exact,
-            analysis=analysis,
-            report=_report(out, analysis),
+        outputs = run.translate(sources)
+        result.exact = sum(o == en for o, (_, en) in zip(outputs, SEED_PAIRS))
+        result.translations = [(src, o, None) for src, o in zip(sources, outputs)]
+    else:
+        test = read_splits(out)["test"]
+        outputs = run.translate([p.src for p in test])
+        references = [p.tgt for p in test]
+        result.test_scores = score(
+            outputs, references, run.config.data.lowercase, interval=True
         )
-    test = read_splits(out)["test"]
-    outputs = translator.translate([p.src for p in test])
-    scores = score(outputs, [p.tgt for p in test], config.data.lowercase)
-    rows = [
-        (src, o, None)
-        for src, o in zip(SHOWN_TRAINING, translator.translate(SHOWN_TRAINING))
-    ]
-    rows += [(p.src, o, p.tgt) for p, o in list(zip(test, outputs))[:SHOWN_HELD_OUT]]
-    analysis = _analyse(out, False)
-    return DemoResult(
-        out,
-        final_loss,
-        rows,
-        test_scores=scores,
-        analysis=analysis,
-        report=_report(out, analysis),
-    )
-
-
-def _analyse(out: Path, seed_example: bool) -> dict:
-    """Analyse the final model (the design analyses it after all epochs) and
-    write RUN/analysis/analysis.{json,md}."""
-    result = analyze_run(out / "last.pt", demo_analysis_settings(seed_example))
-    write_analysis(result, out / "analysis")
+        shown = zip(SHOWN_TRAINING, run.translate(SHOWN_TRAINING))
+        result.translations = [(src, o, None) for src, o in shown]
+        held_out = list(zip(test, outputs))[:SHOWN_HELD_OUT]
+        result.translations += [(p.src, o, p.tgt) for p, o in held_out]
+    result.analysis = _analyse(run, out, seed_example)
+    result.report = _report(out, result.analysis)
     return result
+
+
+def _analyse(run, out: Path, seed_example: bool) -> dict:
+    """``seqembed.analyze`` on the demo's model; RUN/analysis/analysis.{json,md}."""
+    from seqembed.api.analysis import analyze
+
+    analysed = analyze(run, **demo_analysis(seed_example))
+    analysed.save(out / "analysis")
+    return analysed.data
 
 
 def _report(out: Path, analysis: dict) -> Path:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from seqembed.cli.options import add_command, add_out_dir
-from seqembed.cli.terminal import ProgressReporter, print_sections, say
+from seqembed.cli.terminal import TrainingProgress, print_sections, say
 
 # The analysis sections each demo prints (the rest is in RUN/analysis).
 SEED_EXAMPLE_SECTIONS = (
@@ -64,7 +64,8 @@ def cmd_demo(args) -> int:
         )
     else:
         say("Built-in corpus: Chinese-English pairs written for seqembed, 8 topics.")
-    result = run_demo(out, args.seed_example, args.seed, ProgressReporter())
+    result = run_demo(out, args.seed_example, args.seed, TrainingProgress())
+    say(f"\nModel: {result.checkpoint} ({_which_model(args.seed_example)})")
     say("\nTranslations (greedy):")
     for source, output, reference in result.translations:
         seen = f"   [held out; reference: {reference}]" if reference else ""
@@ -78,8 +79,9 @@ def cmd_demo(args) -> int:
         scores = result.test_scores
         say(
             f"\nHeld-out test ({scores.n_sentences} pairs never seen in training): "
-            f"BLEU {scores.bleu:.1f}, chrF {scores.chrf:.1f}. A corpus this small "
-            "teaches the training sentences, not the language."
+            f"{scores.text('bleu')}, {scores.text('chrf')}, of "
+            f"{result.checkpoint.name}. A corpus this small teaches the training "
+            "sentences, not the language."
         )
     _print_demo_analysis(result.analysis, args.seed_example)
     say(f"\nReport (open it in a browser): {result.report}")
@@ -91,6 +93,15 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _which_model(seed_example: bool) -> str:
+    if seed_example:
+        return (
+            "the final model, after all 50 epochs: the design translates and "
+            "analyses that one"
+        )
+    return "the best validation epoch, the model every command uses by default"
+
+
 def _print_demo_analysis(analysis: dict, seed_example: bool) -> None:
     from seqembed.analysis.text import sections
 
@@ -100,7 +111,10 @@ def _print_demo_analysis(analysis: dict, seed_example: bool) -> None:
         for s in sections(analysis, verbose=False)
         if any(s.title.endswith(w) or s.title.startswith(w) for w in wanted)
     ]
-    say("\nWhat the embeddings learned, each figure beside its chance level:")
+    say(
+        f"\nWhat the embeddings of {analysis['checkpoint']} learned, each figure "
+        "beside its chance level:"
+    )
     print_sections(chosen)
     for side, data in analysis["sides"].items():
         tests = data["findings"]["tests"]

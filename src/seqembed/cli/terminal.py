@@ -86,39 +86,48 @@ def progress(message: str, quiet: bool = False):
                 handler.setStream(stderr)
 
 
-class ProgressReporter:
-    """A tqdm bar per epoch (loss, target tokens/s, ETA) and a line per epoch."""
+class TrainingProgress:
+    """``seqembed.train``'s progress callback on the terminal: a tqdm bar per
+    epoch (loss, target tokens/s, ETA), opened at its first batch (a resumed
+    epoch's bar starts where the run stopped), and a line per validated
+    epoch."""
 
     def __init__(self):
-        self.epochs = 0
         self.bar = None
+        self.epoch = None
 
-    def epoch_start(self, epoch, epochs, n_batches, done):
-        self.epochs = epochs
-        from tqdm import tqdm
+    def __call__(self, event) -> None:
+        if event.stage == "step":
+            self._step(event)
+        elif event.stage == "epoch":
+            self._close()
+            say(event.message)
 
-        self.bar = tqdm(
-            total=n_batches,
-            initial=done,
-            desc=f"epoch {epoch}/{self.epochs}",
-            unit="batch",
-            leave=False,
-            file=sys.stderr,
-            dynamic_ncols=True,
-            disable=None if not os.environ.get("SEQEMBED_PROGRESS") else False,
-        )
+    def _step(self, event) -> None:
+        numbers = event.metrics
+        if self.bar is None or numbers["epoch"] != self.epoch:
+            from tqdm import tqdm
 
-    def step(self, loss, tgt_tokens_per_s):
+            self._close()
+            self.epoch = numbers["epoch"]
+            self.bar = tqdm(
+                total=event.total,
+                initial=event.done - 1,
+                desc=f"epoch {numbers['epoch']}/{numbers['epochs']}",
+                unit="batch",
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                disable=None if not os.environ.get("SEQEMBED_PROGRESS") else False,
+            )
         self.bar.update(1)
         self.bar.set_postfix(
-            loss=f"{loss:.3f}", tok_s=f"{tgt_tokens_per_s:,.0f}", refresh=False
+            loss=f"{numbers['loss']:.3f}",
+            tok_s=f"{numbers['tgt_tokens_per_s']:,.0f}",
+            refresh=False,
         )
 
-    def epoch_end(self, m):
-        self.bar.close()
-        say(
-            f"epoch {m['epoch']:>3}/{self.epochs}  train loss {m['train_loss']:.4f}  "
-            f"valid loss {m['valid_loss']:.4f}  BLEU {m['valid_bleu']:5.2f}  "
-            f"chrF {m['valid_chrf']:5.2f}  lr {m['lr']:.2g}  "
-            f"{m['tgt_tokens_per_s']:,.0f} tgt tok/s  {m['elapsed_s']:.0f}s"
-        )
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,24 +1,24 @@
-"""``seqembed train``: flags to config overrides, the corpus read as a stream,
-one run (or one per seed, then their stability), Ctrl-C saving the batch.
+"""``seqembed train``: the flags as ``seqembed.train``'s arguments, one call
+per run (or one per seed, then their stability), Ctrl-C saving the batch,
+``--nproc`` starting torchrun, the progress on the terminal.
 
-Where to look: a resumed run starts from its own config.yaml
-(``_train_config``), and what it may change is the one rule of
-``seqembed.nmt.resume``, which ``train`` applies; ``_refuse_a_used_out``; the
-corpus and held-out files are read in ``_training_data`` (the user
-dictionary, ``--user-dict`` or ``data.user_dict``, by ``train``).
+Where to look: everything a run checks and reads before it trains (the
+config, a resumed run's own config.yaml and the rule of ``nmt.resume``, an
+out folder that holds a run, the vector files, the corpus, --valid/--test,
+the user dictionary) is ``seqembed.api.training``'s, so the command line and
+the library say the same things.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import signal
 import time
 from pathlib import Path
 
 from seqembed.cli.options import add_command, add_out_dir, bounded, count
-from seqembed.cli.terminal import ProgressReporter, print_sections, say
+from seqembed.cli.terminal import print_sections, say
 from seqembed.errors import InputError
 
 
@@ -172,109 +172,32 @@ def without_nproc(argv: list[str]) -> list[str]:
 
 
 def _train_command(args) -> int:
-    run_dir = Path(args.out)
-    config = _train_config(args, run_dir)
-    pairs, heldout = None, None
-    # With --seeds, --resume continues the seeds that started and trains the
-    # rest from the CORPUS, given again.
-    if not args.resume or (args.seeds > 1 and args.corpus):
-        pairs, heldout = _training_data(args, config, run_dir)
-    if args.seeds > 1:
-        return _train_seeds(args, config, run_dir, pairs, heldout)
-    return _train_one(config, run_dir, pairs, args.resume, heldout)
-
-
-def _overrides(args) -> list[str]:
-    """The command's flags as ``--set`` overrides, after the user's own."""
-    overrides = list(args.set or [])
-    if args.max_minutes is not None:
-        overrides.append(f"train.max_minutes={args.max_minutes}")
-    if args.epochs is not None:
-        overrides.append(f"train.epochs={args.epochs}")
-    if args.seed is not None:
-        overrides.append(f"train.seed={args.seed}")
-    if args.src_column is not None:
-        overrides.append(f"data.src_column={args.src_column}")
-    if args.tgt_column is not None:
-        overrides.append(f"data.tgt_column={args.tgt_column}")
-    if args.pretokenized:
-        overrides.append("data.src_segmentation=pretokenized")
-    # JSON quotes: a path stays a string in YAML
-    if args.user_dict:
-        overrides.append(f"data.user_dict={json.dumps(args.user_dict)}")
-    for side in ("src", "tgt"):
-        if getattr(args, f"{side}_embeddings"):
-            path = getattr(args, f"{side}_embeddings")
-            overrides.append(f"model.{side}_embeddings={json.dumps(path)}")
-    if args.freeze_embeddings:
-        overrides.append("model.freeze_embeddings=true")
-    return overrides
-
-
-def _train_config(args, run_dir: Path):
-    """The config to train with: on resume, the run's own with the flags
-    given (``train`` refuses those the rule of ``nmt.resume`` does not allow)."""
-    from seqembed.config import load_config, read_run_config
-    from seqembed.nmt.checkpoint import kept_checkpoints
-
-    resume_one = args.resume and args.seeds == 1
-    if resume_one and not kept_checkpoints(run_dir):
-        raise InputError("nothing to resume: no last.pt in the run directory", run_dir)
-    # Resuming keeps the run's own settings (its epochs too) unless given again.
-    saved = run_dir / "config.yaml"
-    base = read_run_config(saved) if resume_one and saved.is_file() else None
-    config = load_config(args.config, _overrides(args), base=base)
-    pretrained_flags = args.src_embeddings or args.tgt_embeddings
-    if resume_one and (pretrained_flags or args.freeze_embeddings):
-        raise InputError(
-            "--src/--tgt-embeddings and --freeze-embeddings start a run; "
-            "a resumed run has its vectors in the checkpoint already"
-        )
-    if not args.resume:  # a missing file or a wrong width, before the corpus
-        from seqembed.nmt.pretrained import check_files
-
-        check_files(config.model)
-    return config
-
-
-def _refuse_a_used_out(args, config, run_dir: Path) -> None:
-    if not args.resume and any(
-        (run_dir / name).exists() for name in ("last.pt", f"seed-{config.train.seed}")
-    ):
-        raise InputError(
-            "already holds a run; use --resume to continue it or another --out",
-            run_dir,
-        )
-
-
-def _training_data(args, config, run_dir: Path):
-    """(pairs, heldout): the corpus as a stream, and the --valid and --test
-    pairs (or None)."""
-    from seqembed.data.corpus import Corpus, SkipCounts, read_tsv
-    from seqembed.textfile import check_file
-
-    if not args.corpus:
-        raise InputError("train needs a CORPUS (or --resume)")
     if len(args.corpus) > 2:
         raise InputError("train takes one TSV file, or a source and a target file")
-    _refuse_a_used_out(args, config, run_dir)
-    data = config.data
-    # Read as a stream when training starts (twice: to split, to write
-    # the splits), never as a list: a corpus may be millions of pairs.
-    pairs = Corpus(
-        tuple(check_file(Path(path)) for path in args.corpus),
-        data.src_column, data.tgt_column, data.max_chars,
-    )  # fmt: skip
-    heldout = None
-    if args.valid or args.test:
-        if not (args.valid and args.test):
-            raise InputError("--valid and --test go together")
-        heldout = {
-            name: read_tsv(Path(path), data.src_column, data.tgt_column,
-                           10**9, SkipCounts())
-            for name, path in (("valid", args.valid), ("test", args.test))
-        }  # fmt: skip
-    return pairs, heldout
+    if args.seeds > 1:
+        return _train_seeds(args)
+    return _train_one(args, Path(args.out), args.resume, args.seed)
+
+
+def _api_arguments(args) -> tuple[dict, dict]:
+    """The flags as ``seqembed.train``'s named arguments, and (those it has
+    no name for) as config keys; both come after ``--config`` and ``--set``."""
+    named = {
+        "max_minutes": args.max_minutes,
+        "epochs": args.epochs,
+        "user_dict": args.user_dict,
+        "src_embeddings": args.src_embeddings,
+        "tgt_embeddings": args.tgt_embeddings,
+        "freeze_embeddings": args.freeze_embeddings,
+    }
+    settings = {}
+    if args.src_column is not None:
+        settings["data.src_column"] = args.src_column
+    if args.tgt_column is not None:
+        settings["data.tgt_column"] = args.tgt_column
+    if args.pretokenized:
+        settings["data.src_segmentation"] = "pretokenized"
+    return named, settings
 
 
 @contextlib.contextmanager
@@ -302,21 +225,21 @@ def stop_on_ctrl_c(distributed: bool = False, speak: bool = True):
         signal.signal(signal.SIGINT, previous)
 
 
-def _train_one(config, run_dir, pairs, resume, heldout) -> int:
+def _train_one(args, run_dir: Path, resume: bool, seed: int | None) -> int:
+    """One ``seqembed.train`` call, the terminal showing its progress."""
+    from seqembed.api.training import train
+    from seqembed.cli.terminal import TrainingProgress
     from seqembed.nmt import distributed
-    from seqembed.nmt.training import train
 
+    named, settings = _api_arguments(args)
+    corpus = tuple(args.corpus) if len(args.corpus) == 2 else (args.corpus or [None])[0]
     main = distributed.is_main()
     with stop_on_ctrl_c(distributed.world_size() > 1, main) as stop_requested:
-        result = train(
-            config,
-            run_dir,
-            pairs,
-            resume=resume,
-            reporter=ProgressReporter(),
-            heldout=heldout,
-            stop_requested=stop_requested,
-        )
+        run = train(corpus, run_dir, config=args.config, overrides=args.set or (),
+                    resume=resume, seed=seed, valid=args.valid, test=args.test,
+                    progress=TrainingProgress(), stop_requested=stop_requested,
+                    **named, **settings)  # fmt: skip
+    result = run.training
     if result.interrupted:
         if main:
             saved = run_dir / "last.pt"
@@ -325,17 +248,17 @@ def _train_one(config, run_dir, pairs, resume, heldout) -> int:
     if main:
         say(
             f"stopped: {result.stopped_because}; best "
-            f"{config.train.early_stopping_metric} {result.best_metric}; "
+            f"{run.config.train.early_stopping_metric} {result.best_metric}; "
             f"run directory: {run_dir}"
         )
     return 0
 
 
-def _train_seeds(args, config, out, pairs, heldout) -> int:
+def _train_seeds(args) -> int:
     """``--seeds K``: the same data split, K training seeds, one run each in
-    OUT/seed-N; then the stability analysis across them in OUT/stability."""
-    from dataclasses import replace
-
+    OUT/seed-N; then the stability analysis across them in OUT/stability.
+    With --resume the seeds that started go on and the rest train from the
+    CORPUS, given again."""
     from seqembed.analysis.run import analyze_run
     from seqembed.analysis.settings import AnalysisSettings
     from seqembed.analysis.stability import (
@@ -343,19 +266,26 @@ def _train_seeds(args, config, out, pairs, heldout) -> int:
         stability_sections,
         write_stability,
     )
+    from seqembed.api.training import named_settings, refuse_a_used_out, resolve_config
     from seqembed.nmt.checkpoint import kept_checkpoints
 
-    first = config.train.seed
+    out = Path(args.out)
+    if not args.resume:
+        refuse_a_used_out(out)
+    first = args.seed
+    if first is None:  # the seed --config or --set gives, else the default
+        named, settings = _api_arguments(args)
+        given = named_settings(**named) | settings
+        first = resolve_config(args.config, args.set or (), given).train.seed
     runs = [out / f"seed-{first + k}" for k in range(args.seeds)]
     for seed, run_dir in enumerate(runs, start=first):
         resume = args.resume and bool(kept_checkpoints(run_dir))
-        if not resume and pairs is None:
+        if args.resume and not resume and not args.corpus:
             raise InputError(
                 "has not started: give the CORPUS again to train it", run_dir
             )
         say(f"\n== training seed {seed} -> {run_dir}")
-        seeded = replace(config, train=replace(config.train, seed=seed))
-        status = _train_one(seeded, run_dir, pairs, resume, heldout)
+        status = _train_one(args, run_dir, resume, seed)
         if status:
             return status
     settings = AnalysisSettings()

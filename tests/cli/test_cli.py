@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -27,6 +28,11 @@ def test_seed_example_demo_prints_losses_and_exact_translations(seed_demo):
         assert f"{zh}  ->  {en}" in result.stderr
     assert "5/5 translated exactly" in result.stderr
     assert (out / "last.pt").is_file() and (out / "config.yaml").is_file()
+    # The design's final model, named, and the one the analysis describes
+    assert f"Model: {out / 'last.pt'} (the final model" in result.stderr
+    assert "What the embeddings of last.pt learned" in result.stderr
+    analysis = json.loads((out / "analysis" / "analysis.json").read_text("utf-8"))
+    assert analysis["checkpoint"] == "last.pt"
 
 
 @pytest.mark.slow
@@ -157,6 +163,15 @@ def test_builtin_demo_trains_translates_and_scores(tmp_path):
     assert result.stderr.count("train loss") == 40
     assert "我爱自然语言处理  ->  i love natural language processing" in result.stderr
     assert "Held-out test (30 pairs never seen in training): BLEU" in result.stderr
+    # best.pt, every command's default, named where the results are shown;
+    # the test scores with their 95% interval, as `seqembed evaluate` shows them
+    assert f"Model: {out / 'best.pt'} (the best validation epoch" in result.stderr
+    held_out = next(line for line in result.stderr.splitlines() if "Held-out" in line)
+    assert re.search(r"BLEU [\d.]+ ± [\d.]+ \(95% CI\), chrF [\d.]+ ± [\d.]+ "
+                     r"\(95% CI\), of best.pt", held_out), held_out  # fmt: skip
+    assert "What the embeddings of best.pt learned" in result.stderr
+    analysis = json.loads((out / "analysis" / "analysis.json").read_text("utf-8"))
+    assert analysis["checkpoint"] == "best.pt"
     for name in ("last.pt", "best.pt", "config.yaml", "metrics.jsonl", "vocab.src.tsv"):
         assert (out / name).is_file()
 

@@ -311,43 +311,50 @@ def _analysis_folder(args) -> Path | None:
 
 
 def cmd_neighbours(args) -> int:
-    from seqembed.analysis.trust import NeighbourStability, describe
+    from seqembed.analysis.trust import describe
     from seqembed.api.runs import load_run
 
     run = load_run(args.run, args.checkpoint)
     tables = run.tables(specials=True)
+    # Every word first: a mistake about one is a one-line error, before any
+    # output.
+    records = [_neighbour_record(run, tables, word, args) for word in args.words]
     note_checkpoint(run.checkpoint_line, args.quiet)
-    for word in args.words:
-        sides = SIDES[args.side]
-        side = next((s for s in sides if word in tables[s]), None)
-        if side is None:
-            raise InputError(f"{word!r} is not in the {' or '.join(sides)} vocabulary")
-        table = tables[side].words(
-            min_freq=args.min_freq, include_specials=args.specials
-        )
-        if word not in table:
-            table = tables[side].words(
-                min_freq=args.min_freq,
-                include_specials=args.specials,
-                only=[word, *[t for t in table.tokens if t != word]],
-            )
-        neighbours = table.most_similar(word, topn=args.k, chance=True)
-        trust = NeighbourStability(k=args.k, checkpoint=args.checkpoint)
-        trust.fit(run.checkpoint, side, table, [word])
-        stability = {**trust.word_stability()[0], **trust.summary()}
+    for record, freq in records:
         if args.json:
-            listing = [
-                {"word": w, "cosine": c, "chance_cosine": r} for w, c, r in neighbours
-            ]
-            record = {"word": word, "side": side, "neighbours": listing}
-            record["stability"] = stability
-            record["checkpoint"] = str(run.checkpoint)
             print(json.dumps(record, ensure_ascii=False))
             continue
+        stability = record["stability"]
         print(
-            f"{word} ({side}, frequency {table.freqs[table.index[word]]}; "
+            f"{record['word']} ({record['side']}, frequency {freq}; "
             f"{describe(stability, stability)}):"
         )
-        for rank, (other, score, typical) in enumerate(neighbours, 1):
-            print(f"  {rank:2d}. {other}\t{score:.4f}\t(chance {typical:.4f})")
+        for rank, item in enumerate(record["neighbours"], 1):
+            print(f"  {rank:2d}. {item['word']}\t{item['cosine']:.4f}\t"
+                  f"(chance {item['chance_cosine']:.4f})")  # fmt: skip
     return 0
+
+
+def _neighbour_record(run, tables, word: str, args) -> tuple[dict, int]:
+    """(the --json record of ``word``, its training frequency)."""
+    from seqembed.analysis.trust import NeighbourStability
+
+    sides = SIDES[args.side]
+    side = next((s for s in sides if word in tables[s]), None)
+    if side is None:
+        raise InputError(f"{word!r} is not in the {' or '.join(sides)} vocabulary")
+    table = tables[side].words(min_freq=args.min_freq, include_specials=args.specials)
+    if word not in table:
+        table = tables[side].words(
+            min_freq=args.min_freq,
+            include_specials=args.specials,
+            only=[word, *[t for t in table.tokens if t != word]],
+        )
+    neighbours = table.most_similar(word, topn=args.k, chance=True)
+    trust = NeighbourStability(k=args.k, checkpoint=args.checkpoint)
+    trust.fit(run.checkpoint, side, table, [word])
+    listing = [{"word": w, "cosine": c, "chance_cosine": r} for w, c, r in neighbours]
+    record = {"word": word, "side": side, "neighbours": listing}
+    record["stability"] = {**trust.word_stability()[0], **trust.summary()}
+    record["checkpoint"] = str(run.checkpoint)
+    return record, int(table.freqs[table.index[word]])

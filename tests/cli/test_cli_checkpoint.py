@@ -41,8 +41,6 @@ def test_every_command_that_reads_a_run_has_the_checkpoint_choice():
                 "attention", "report", "export", "serve"}  # fmt: skip
     assert expected <= set(reading)
     for name, parser in reading.items():
-        if name == "serve":  # runs are loaded by the server, best.pt first
-            continue
         (action,) = [a for a in parser._actions if "--checkpoint" in a.option_strings]
         assert action.choices == ("best", "last") and action.default == "best", name
         assert "falling back to last.pt" in action.help, name

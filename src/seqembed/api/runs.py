@@ -4,7 +4,7 @@
 
     run = seqembed.load_run("runs/zh-en")        # a run folder or a .pt file
     run = seqembed.load_run("runs/zh-en", checkpoint="last")  # not best.pt
-    run.checkpoint_line    # 'runs/zh-en/last.pt (epoch 12 of 12, valid BLEU 11.3)'
+    run.checkpoint_line    # 'runs/zh-en/last.pt (epoch E of N, valid BLEU B)'
     run.translate("今天天气很好")                  # str in, str out
     run.translate(["我爱你。", "你好"], beam=5)    # list in, list out
     run.translate_detailed("量子计算机")           # tokens, unknown words, ...

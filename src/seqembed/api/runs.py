@@ -174,8 +174,8 @@ def load_run(
     (its ``last.pt``); a file stands for itself. ``device``: where the
     model translates (default "cpu"; "cuda", "cuda:1", ... where torch has
     that device). ``decode_settings`` override the run's ``decode`` section
-    (e.g. ``precision="bf16"``, ``beam_size=5``). Loading refuses
-    checkpoints that would run code."""
+    (e.g. ``precision="bf16"``, ``beam_size=5``).
+    Loading refuses checkpoints that would run code."""
     import torch
 
     file = resolve_checkpoint(Path(path), checkpoint)

@@ -5,6 +5,7 @@ the design document's seed example."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -343,3 +344,25 @@ def test_the_readme_example_as_written_on_a_short_tatoeba_run(tatoeba_tsv, tmp_p
     result.to_json(tmp_path / "analysis.json")
     fig = seqembed.plot_map(run, groups="builtin")
     assert len(fig.axes[0].texts) > 0
+
+
+def test_load_run_chooses_best_or_last_and_says_which(builtin_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(builtin_run, run_dir)
+    shutil.copyfile(run_dir / "last-2.pt", run_dir / "best.pt")  # an older best
+    best = seqembed.load_run(run_dir)
+    last = seqembed.load_run(run_dir, checkpoint="last")
+    assert best.checkpoint == run_dir / "best.pt"
+    assert last.checkpoint == run_dir / "last.pt"
+    assert best.checkpoint_line.startswith(f"{run_dir / 'best.pt'} (epoch 10 of 12")
+    assert last.checkpoint_line.startswith(f"{run_dir / 'last.pt'} (epoch 12 of 12")
+    assert not np.array_equal(best.src.vectors, last.src.vectors)
+    # a file stands for itself, whichever checkpoint is asked for
+    chosen = seqembed.load_run(run_dir / "best.pt", checkpoint="last")
+    assert chosen.checkpoint == run_dir / "best.pt"
+    (run_dir / "best.pt").unlink()  # no best.pt: best falls back to last.pt
+    assert seqembed.load_run(run_dir).checkpoint == run_dir / "last.pt"
+    with pytest.raises(seqembed.InputError, match="best or last"):
+        seqembed.load_run(run_dir, checkpoint="newest")
+    figure = seqembed.plot_map(run_dir, method="pca", checkpoint="last", labels=0)
+    assert figure.axes

@@ -3,6 +3,7 @@ resume, a full disk loses nothing, and untrusted files run no code."""
 
 import contextlib
 import errno
+import json
 import os
 import pickle
 import shutil
@@ -16,6 +17,7 @@ from helpers import FullDisk
 from seqembed.cli.demo import SEED_PAIRS, demo_config, seed_pairs
 from seqembed.errors import InputError
 from seqembed.nmt.checkpoint import (
+    describe_checkpoint,
     kept_checkpoints,
     load_checkpoint,
     load_latest_checkpoint,
@@ -282,3 +284,29 @@ def test_newer_or_unknown_formats_are_refused(five_epochs, tmp_path):
     with pytest.raises(InputError, match="not supported"):
         load_latest_checkpoint(run)
     assert (run / "last.pt").exists()
+
+
+def test_a_checkpoint_is_described_by_its_epoch_and_validation_bleu(five_epochs):
+    for name in ("last.pt", "last-2.pt"):
+        path = five_epochs / name
+        state = load_checkpoint(path)
+        epoch = state["counters"]["epoch"] - 1
+        logged = [
+            row
+            for row in map(json.loads, (five_epochs / "metrics.jsonl").open())
+            if row["step"] == state["counters"]["step"]
+        ]
+        bleu = logged[-1]["valid_bleu"]
+        assert describe_checkpoint(path, state) == (
+            f"{path} (epoch {epoch} of 5, valid BLEU {bleu:.1f})"
+        )
+
+
+def test_a_checkpoint_away_from_its_run_or_saved_mid_epoch(five_epochs, tmp_path):
+    state = load_checkpoint(five_epochs / "last.pt")
+    alone = tmp_path / "copy.pt"  # no metrics.jsonl beside it
+    assert describe_checkpoint(alone, state) == f"{alone} (epoch 5 of 5)"
+    mid = {**state, "counters": {**state["counters"], "epoch": 3, "position": 7}}
+    assert describe_checkpoint(alone, mid) == f"{alone} (epoch 3 of 5, batch 7)"
+    fresh = {**state, "counters": {"epoch": 1, "position": 0}}
+    assert describe_checkpoint(alone, fresh) == f"{alone} (before the first epoch)"

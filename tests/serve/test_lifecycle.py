@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import shutil
 import signal
 import time
 
 import httpx
 import pytest
+import torch
 from conftest import Server, run_to_end, wait_until
 from helpers import assert_clean_error
 
+from seqembed.nmt.checkpoint import load_checkpoint
 from seqembed.nmt.evaluation import Translator
+from seqembed.serve.server import load_models
 
 
 def test_an_unreadable_run_is_one_line_at_start_up(tmp_path, builtin_run):
@@ -172,3 +176,17 @@ def test_the_page_and_its_assets_come_from_the_server(server):
         "/compare",
     ):
         assert route in paths
+
+
+def test_serve_loads_the_checkpoint_asked_for(builtin_run, tmp_path):
+    run = tmp_path / "older-best"
+    shutil.copytree(builtin_run, run)
+    shutil.copyfile(run / "last-2.pt", run / "best.pt")  # best: 2 epochs before
+    weight = "encoder.embedding.weight"
+    for which in ("best", "last"):
+        (model,) = load_models([run], which)
+        served = model.translator.model.state_dict()
+        saved = load_checkpoint(run / f"{which}.pt")["model"]
+        other = load_checkpoint(run / ("last.pt" if which == "best" else "best.pt"))
+        assert torch.equal(served[weight], saved[weight])
+        assert not torch.equal(served[weight], other["model"][weight])

@@ -6,7 +6,8 @@ reads the checkpoint (trained and initial embeddings), the training sentences
 returns plain data that validates against ``resources/analysis.schema.json``::
 
     format, version     "seqembed-analysis", 1
-    run, checkpoint     where it came from
+    run, checkpoint     where it came from (the folder, the file's name)
+    checkpoint_line     that file and how far its model had trained
     settings            the AnalysisSettings used
     sides               {"src": SIDE, "tgt": SIDE} for the sides asked for
     alignment           alignment.alignment_report(...) or null
@@ -33,7 +34,12 @@ from seqembed.analysis.settings import AnalysisSettings
 from seqembed.data.prepare import training_tokens, training_words
 from seqembed.errors import InputError
 from seqembed.files import write_json_and_markdown
-from seqembed.nmt.checkpoint import load_checkpoint, load_tables, resolve_checkpoint
+from seqembed.nmt.checkpoint import (
+    describe_checkpoint,
+    load_checkpoint,
+    load_tables,
+    resolve_checkpoint,
+)
 from seqembed.textfile import read_text
 
 log = logging.getLogger(__name__)
@@ -82,6 +88,7 @@ def analyze_run(
         "version": VERSION,
         "run": str(run_dir),
         "checkpoint": checkpoint_path.name,
+        "checkpoint_line": describe_checkpoint(checkpoint_path, state),
         "settings": _settings_dict(settings),
         "sides": {},
         "alignment": None,
@@ -96,7 +103,8 @@ def analyze_run(
     if not settings.aggregate_words:  # snapshots hold pieces, not words
         for side, data in result["sides"].items():
             table = _side_table(side, trained, settings, run_dir)
-            _pair_trust(data["similar_pairs"], checkpoint_path, state, side, table)
+            _pair_trust(data["similar_pairs"], checkpoint_path, state, side, table,
+                        settings.checkpoint)  # fmt: skip
     if settings.alignment:
         progress("alignment")
         result["alignment"] = alignment_report(
@@ -154,16 +162,21 @@ def _side(side: str, trained, initial, sentences, settings, run_dir: Path) -> di
     }
 
 
-def _pair_trust(similar: dict, checkpoint: Path, state: dict, side: str, table):
+def _pair_trust(
+    similar: dict, checkpoint: Path, state: dict, side: str, table, which: str
+):
     """Each top pair's stability across the epochs before the checkpoint and
-    across seeds (analysis.trust), in place; nothing when neither exists."""
+    across seeds (analysis.trust: their ``which`` checkpoint), in place;
+    nothing when neither exists."""
     from seqembed.analysis.trust import NOT_MEASURED, NeighbourStability
 
     pairs = [(p["a"], p["b"]) for p in similar["pairs"]]
     words = list(dict.fromkeys(w for pair in pairs for w in pair))
     if not words:
         return
-    trust = NeighbourStability().fit(checkpoint, side, table, words, state)
+    trust = NeighbourStability(checkpoint=which).fit(
+        checkpoint, side, table, words, state
+    )
     found = trust.pair_stability(pairs)
     if all(f["label"] == NOT_MEASURED for f in found):
         return

@@ -33,7 +33,7 @@ import numpy as np
 from seqembed.analysis.similarity import neighbour_ids
 from seqembed.analysis.wording import Section, plural, sections_markdown
 from seqembed.files import write_json_and_markdown
-from seqembed.nmt.checkpoint import load_checkpoint, load_tables
+from seqembed.nmt.checkpoint import load_checkpoint, load_tables, resolve_checkpoint
 
 FORMAT = "seqembed-stability"
 VERSION = 1
@@ -67,7 +67,9 @@ def stability_report(runs: list[Path], results: list[dict], settings) -> dict:
         "sides": {},
         "alignment": _alignment_spread(results),
     }
-    states = [load_checkpoint(run) for run in runs]
+    states = [
+        load_checkpoint(resolve_checkpoint(run, settings.checkpoint)) for run in runs
+    ]
     for side in settings.sides:
         tables = [
             load_tables(state)[side].words(

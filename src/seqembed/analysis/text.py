@@ -172,5 +172,6 @@ def _settling_sentence(movement: dict) -> str:
 
 
 def to_markdown(result: dict) -> str:
-    source = f"Run `{result['run']}`, checkpoint `{result['checkpoint']}`."
+    checkpoint = result.get("checkpoint_line") or result["checkpoint"]
+    source = f"Run `{result['run']}`, checkpoint `{checkpoint}`."
     return sections_markdown("Embedding analysis", source, sections(result))

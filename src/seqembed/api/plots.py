@@ -49,6 +49,7 @@ def plot_map(
     perplexity: float = 30.0,
     random_state: int = 0,
     threads: int = 1,
+    checkpoint: str = "best",
 ):
     """Draw a run's words as labelled points in 2-D; returns a
     ``matplotlib.figure.Figure`` (not shown: save it, or let a notebook
@@ -62,13 +63,14 @@ def plot_map(
     verdict from ``analysis``: an ``AnalysisResult``, its dict, an
     ``analysis.json``, else the run's ``analysis/analysis.json``).
     ``labels``: label every word up to this many per side, else the most
-    frequent. ``specials``: draw <SOS>, <EOS>, <UNK> too.
+    frequent. ``specials``: draw <SOS>, <EOS>, <UNK> too. ``checkpoint``:
+    which file of a run folder, "best" or "last", as in ``load_run``.
     """
     from seqembed.report.embedding_map import embedding_map
     from seqembed.report.map_drawing import map_figure
     from seqembed.report.projection import Projection
 
-    run = run if isinstance(run, Run) else load_run(run)
+    run = run if isinstance(run, Run) else load_run(run, checkpoint)
     if labels < 0 or min_freq < 0:
         raise InputError("labels and min_freq must not be negative")
     if perplexity <= 0 or threads < 1:

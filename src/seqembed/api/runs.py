@@ -3,6 +3,8 @@
 ::
 
     run = seqembed.load_run("runs/zh-en")        # a run folder or a .pt file
+    run = seqembed.load_run("runs/zh-en", checkpoint="last")  # not best.pt
+    run.checkpoint_line    # 'runs/zh-en/last.pt (epoch E of N, valid BLEU B)'
     run.translate("今天天气很好")                  # str in, str out
     run.translate(["我爱你。", "你好"], beam=5)    # list in, list out
     run.translate_detailed("量子计算机")           # tokens, unknown words, ...
@@ -26,7 +28,12 @@ from typing import TYPE_CHECKING, overload
 from seqembed.api.progress import Progress, ProgressCallback, report
 from seqembed.config import Config
 from seqembed.errors import InputError
-from seqembed.nmt.checkpoint import load_checkpoint, load_tables, resolve_checkpoint
+from seqembed.nmt.checkpoint import (
+    describe_checkpoint,
+    load_checkpoint,
+    load_tables,
+    resolve_checkpoint,
+)
 from seqembed.nmt.evaluation import Translation, Translator
 from seqembed.vectors.table import EmbeddingTable
 
@@ -74,11 +81,14 @@ class Run:
     ``src``, ``tgt``, ``out``: the trained tables (special tokens left out;
     ``tables(specials=True)`` has them); ``initial``: the same tables before
     training (None if the checkpoint predates them); ``config``: the run's
-    resolved ``Config``; ``path``: the run folder; ``checkpoint``: the file.
+    resolved ``Config``; ``path``: the run folder; ``checkpoint``: the file
+    it loaded; ``checkpoint_line``: that file and how far its model had
+    trained, as every command's output names it at its top.
     """
 
     def __init__(self, checkpoint: Path, state: dict, translator: Translator):
         self.checkpoint = checkpoint
+        self.checkpoint_line = describe_checkpoint(checkpoint, state)
         self.path = checkpoint.parent
         self.translator = translator
         self.config: Config = translator.config
@@ -154,20 +164,23 @@ class Run:
 
 def load_run(
     path: str | Path,
+    checkpoint: str = "best",
     device: str | None = None,
     progress: ProgressCallback | None = None,
     **decode_settings,
 ) -> Run:
-    """Load a run: a run folder (its ``best.pt``, else ``last.pt``) or a
-    checkpoint file. ``device``: where the model translates (default "cpu";
-    "cuda", "cuda:1", ... where torch has that device). ``decode_settings``
-    override the run's ``decode`` section (e.g. ``precision="bf16"``,
-    ``beam_size=5``). Loading refuses checkpoints that would run code."""
+    """Load a run: a run folder or a checkpoint file. ``checkpoint``: which
+    file of a folder, "best" (its ``best.pt``, else ``last.pt``) or "last"
+    (its ``last.pt``); a file stands for itself. ``device``: where the
+    model translates (default "cpu"; "cuda", "cuda:1", ... where torch has
+    that device). ``decode_settings`` override the run's ``decode`` section
+    (e.g. ``precision="bf16"``, ``beam_size=5``).
+    Loading refuses checkpoints that would run code."""
     import torch
 
-    checkpoint = resolve_checkpoint(Path(path))
-    report(progress, Progress("load", 0, 1, f"reading {checkpoint}"))
-    state = load_checkpoint(checkpoint)
+    file = resolve_checkpoint(Path(path), checkpoint)
+    report(progress, Progress("load", 0, 1, f"reading {file}"))
+    state = load_checkpoint(file)
     translator = Translator.from_state(state, **_known(decode_settings))
     if device is not None:
         try:
@@ -177,8 +190,8 @@ def load_run(
             first = str(error).strip().splitlines()[0] if str(error) else ""
             raise InputError(f"device {device!r} is not usable here: {first}") from None
         translator.to(target)
-    report(progress, Progress("load", 1, 1, f"loaded {checkpoint}"))
-    return Run(checkpoint, state, translator)
+    report(progress, Progress("load", 1, 1, f"loaded {file}"))
+    return Run(file, state, translator)
 
 
 def _known(decode_settings: dict) -> dict:

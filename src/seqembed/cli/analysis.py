@@ -13,6 +13,7 @@ from pathlib import Path
 from seqembed.analysis.settings import AnalysisSettings
 from seqembed.cli.options import (
     SIDES,
+    add_checkpoint,
     add_command,
     add_force,
     add_min_freq,
@@ -25,7 +26,7 @@ from seqembed.cli.options import (
     count,
 )
 from seqembed.cli.outputs import folder_out, refuse_existing
-from seqembed.cli.terminal import console, print_sections, progress
+from seqembed.cli.terminal import console, note_checkpoint, print_sections, progress
 from seqembed.errors import InputError
 
 DEFAULTS = AnalysisSettings()
@@ -47,6 +48,7 @@ def register(commands) -> None:
         aliases=("analyse",),
     )
     analyze.add_argument("runs", nargs="+", metavar="RUN", help="run directory")
+    add_checkpoint(analyze)
     _add_word_options(analyze)
     _add_test_options(analyze)
     _add_part_options(analyze)
@@ -85,6 +87,7 @@ def _register_neighbours(commands) -> None:
     neighbours.add_argument(
         "words", nargs="+", metavar="WORD", help="words to list neighbours of"
     )
+    add_checkpoint(neighbours)
     neighbours.add_argument(
         "-k",
         type=int,
@@ -251,6 +254,7 @@ def settings_from_args(args) -> AnalysisSettings:
         movement=not args.no_movement,
         random_state=args.seed,
         aggregate_words=args.aggregate_words,
+        checkpoint=args.checkpoint,
     )
 
 
@@ -269,6 +273,8 @@ def cmd_analyze(args) -> int:
         with progress(f"analysing {run}", args.quiet) as step:
             results.append(analyze_run(Path(run), settings, progress=step))
     terminal = console()
+    for result in results:  # which model each table below comes from
+        terminal.print(f"checkpoint: {result['checkpoint_line']}", markup=False)
     if args.stability:
         from seqembed.analysis.stability import (
             stability_report,
@@ -305,42 +311,50 @@ def _analysis_folder(args) -> Path | None:
 
 
 def cmd_neighbours(args) -> int:
-    from seqembed.analysis.chance import expected_top_scores
-    from seqembed.analysis.trust import NeighbourStability, describe
-    from seqembed.nmt.checkpoint import load_checkpoint, load_tables
+    from seqembed.analysis.trust import describe
+    from seqembed.api.runs import load_run
 
-    tables = load_tables(load_checkpoint(Path(args.run)))
-    for word in args.words:
-        sides = SIDES[args.side]
-        side = next((s for s in sides if word in tables[s]), None)
-        if side is None:
-            raise InputError(f"{word!r} is not in the {' or '.join(sides)} vocabulary")
-        table = tables[side].words(
-            min_freq=args.min_freq, include_specials=args.specials
-        )
-        if word not in table:
-            table = tables[side].words(
-                min_freq=args.min_freq,
-                include_specials=args.specials,
-                only=[word, *[t for t in table.tokens if t != word]],
-            )
-        neighbours = table.most_similar(word, args.k)
-        chance = expected_top_scores(len(neighbours), len(table) - 1, table.dim)
-        trust = NeighbourStability(k=args.k).fit(Path(args.run), side, table, [word])
-        stability = {**trust.word_stability()[0], **trust.summary()}
+    run = load_run(args.run, args.checkpoint)
+    tables = run.tables(specials=True)
+    # Every word first: a mistake about one is a one-line error, before any
+    # output.
+    records = [_neighbour_record(run, tables, word, args) for word in args.words]
+    note_checkpoint(run.checkpoint_line, args.quiet)
+    for record, freq in records:
         if args.json:
-            listing = [
-                {"word": w, "cosine": c, "chance_cosine": r}
-                for (w, c), r in zip(neighbours, chance)
-            ]
-            record = {"word": word, "side": side, "neighbours": listing}
-            record["stability"] = stability
             print(json.dumps(record, ensure_ascii=False))
             continue
+        stability = record["stability"]
         print(
-            f"{word} ({side}, frequency {table.freqs[table.index[word]]}; "
+            f"{record['word']} ({record['side']}, frequency {freq}; "
             f"{describe(stability, stability)}):"
         )
-        for rank, ((other, score), typical) in enumerate(zip(neighbours, chance), 1):
-            print(f"  {rank:2d}. {other}\t{score:.4f}\t(chance {typical:.4f})")
+        for rank, item in enumerate(record["neighbours"], 1):
+            print(f"  {rank:2d}. {item['word']}\t{item['cosine']:.4f}\t"
+                  f"(chance {item['chance_cosine']:.4f})")  # fmt: skip
     return 0
+
+
+def _neighbour_record(run, tables, word: str, args) -> tuple[dict, int]:
+    """(the --json record of ``word``, its training frequency)."""
+    from seqembed.analysis.trust import NeighbourStability
+
+    sides = SIDES[args.side]
+    side = next((s for s in sides if word in tables[s]), None)
+    if side is None:
+        raise InputError(f"{word!r} is not in the {' or '.join(sides)} vocabulary")
+    table = tables[side].words(min_freq=args.min_freq, include_specials=args.specials)
+    if word not in table:
+        table = tables[side].words(
+            min_freq=args.min_freq,
+            include_specials=args.specials,
+            only=[word, *[t for t in table.tokens if t != word]],
+        )
+    neighbours = table.most_similar(word, topn=args.k, chance=True)
+    trust = NeighbourStability(k=args.k, checkpoint=args.checkpoint)
+    trust.fit(run.checkpoint, side, table, [word])
+    listing = [{"word": w, "cosine": c, "chance_cosine": r} for w, c, r in neighbours]
+    record = {"word": word, "side": side, "neighbours": listing}
+    record["stability"] = {**trust.word_stability()[0], **trust.summary()}
+    record["checkpoint"] = str(run.checkpoint)
+    return record, int(table.freqs[table.index[word]])

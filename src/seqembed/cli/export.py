@@ -11,6 +11,7 @@ from pathlib import Path
 
 from seqembed.cli.options import (
     SIDES,
+    add_checkpoint,
     add_command,
     add_force,
     add_min_freq,
@@ -19,7 +20,7 @@ from seqembed.cli.options import (
     add_specials,
 )
 from seqembed.cli.outputs import folder_out, refuse_existing
-from seqembed.cli.terminal import note
+from seqembed.cli.terminal import note, note_checkpoint
 from seqembed.errors import InputError
 
 # Names that end like a file: `--side both --out both.vec` is a mistake, not a
@@ -43,6 +44,7 @@ def register(commands) -> None:
         "--out-dir projector/",
     )
     add_run(export)
+    add_checkpoint(export)
     export.add_argument(
         "--format",
         choices=("word2vec", "projector"),
@@ -109,13 +111,13 @@ def _destination(args) -> tuple[Path, list[Path]]:
 
 
 def cmd_export(args) -> int:
-    from seqembed.nmt.checkpoint import load_checkpoint, load_tables
+    from seqembed.api.runs import load_run
     from seqembed.vectors.export import write_projector, write_word2vec
 
     out, files = _destination(args)
     refuse_existing(files, args.force)
-    state = load_checkpoint(Path(args.run))
-    tables = load_tables(state, initial=args.initial)
+    run = load_run(args.run, args.checkpoint)
+    tables = run.tables(specials=True, initial=args.initial).as_dict()
     chosen = {}
     for side in SIDES.get(args.side, (args.side,)):
         if side not in tables:
@@ -130,6 +132,7 @@ def cmd_export(args) -> int:
             raise InputError("src and tgt tables differ in width; export one side")
         write_projector(chosen if len(chosen) > 1 else next(iter(chosen.values())), out)
         written = files[:2]
+    note_checkpoint(run.checkpoint_line, args.quiet)
     for path in written:
         print(path)
     note(f"exported {sum(len(t) for t in chosen.values()):,} vectors")

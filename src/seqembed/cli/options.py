@@ -133,6 +133,19 @@ def add_run(parser, help: str = "run directory or checkpoint file") -> None:
     parser.add_argument("run", metavar="RUN", help=help)
 
 
+def add_checkpoint(parser) -> None:
+    """--checkpoint best|last: which file of a run directory a reading
+    command uses (``nmt.checkpoint.CHECKPOINTS``; a .pt file given as RUN
+    stands for itself)."""
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="which checkpoint of a run directory: best (best.pt, falling back "
+        "to last.pt when the run has none; the default) or last (last.pt)",
+    )
+
+
 def add_beam(parser) -> None:
     parser.add_argument(
         "--beam",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from seqembed.cli.options import (
     SIDES,
+    add_checkpoint,
     add_command,
     add_min_freq,
     add_out_file,
@@ -29,10 +30,11 @@ def register(commands) -> None:
         "curves, test BLEU and chrF, sample translations with their attention, "
         "an embedding map to hover and search, and the analysis (the saved "
         "RUN/analysis, else one with default settings). Fonts and scripts are "
-        "inlined, so it opens offline.",
+        "inlined, so it opens offline. Its header names the checkpoint shown.",
         "seqembed report runs/demo --projection pca --out demo.html",
     )
     add_run(report)
+    add_checkpoint(report)
     add_out_file(report, "RUN/report.html, rewritten")
     add_side(report, "both", "; both: the two with a switch on the page")
     add_min_freq(report)
@@ -70,6 +72,7 @@ def cmd_report(args) -> int:
         projection=args.projection,
         n_samples=args.samples,
         random_state=args.seed,
+        checkpoint=args.checkpoint,
     )
     out = file_out(args, None)
     with progress(f"writing the report of {run}", args.quiet):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from seqembed.cli.options import add_command
+from seqembed.cli.options import add_checkpoint, add_command
 
 
 def register(commands) -> None:
@@ -36,6 +36,7 @@ def register(commands) -> None:
         metavar="RUN",
         help="run directories (or checkpoints); a model's id is its folder's name",
     )
+    add_checkpoint(serve)
     serve.add_argument(
         "--host",
         default="127.0.0.1",
@@ -87,4 +88,5 @@ def cmd_serve(args) -> int:
         cors=args.cors,
         device=args.device,
         on_ready=ready,
+        checkpoint=args.checkpoint,
     )

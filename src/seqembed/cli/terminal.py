@@ -22,6 +22,16 @@ def note(text: str) -> None:
     say(f"seqembed: {text}")
 
 
+def note_checkpoint(line: str, quiet: bool, terminal_only: bool = False) -> None:
+    """ "checkpoint: runs/x/best.pt (epoch 12 of 12, ...)" before a command's
+    results, so every output says which model it comes from; not with
+    --quiet, and with ``terminal_only`` only when stderr is a terminal (a
+    pipeline that reads translate's stderr keeps just its word notes)."""
+    if quiet or (terminal_only and not sys.stderr.isatty()):
+        return
+    note(f"checkpoint: {line}")
+
+
 def console():
     from rich.console import Console
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from seqembed.cli.options import (
     add_beam,
+    add_checkpoint,
     add_command,
     add_force,
     add_precision,
@@ -18,7 +19,7 @@ from seqembed.cli.options import (
     count,
 )
 from seqembed.cli.outputs import refuse_existing
-from seqembed.cli.terminal import note, say
+from seqembed.cli.terminal import note, note_checkpoint, say
 
 
 def register(commands) -> None:
@@ -30,7 +31,8 @@ def register(commands) -> None:
         "was trained. stdout has exactly one translation per input line (an "
         "empty line for an empty one), so it composes in pipelines; for each "
         "input with words the run never saw, one note on stderr names them "
-        "(--quiet silences it).",
+        "(--quiet silences it), and on a terminal a first note names the "
+        "checkpoint read.",
         "seqembed translate runs/demo 我爱自然语言处理 今天天气很好\n"
         "seqembed translate runs/demo --beam 5 < sentences.txt > english.txt",
     )
@@ -38,6 +40,7 @@ def register(commands) -> None:
     translate.add_argument(
         "text", nargs="*", help="sentences (default: one per stdin line)"
     )
+    add_checkpoint(translate)
     add_beam(translate)
     add_precision(translate)
     translate.add_argument(
@@ -58,13 +61,15 @@ def _register_evaluate(commands) -> None:
         "BLEU and chrF on a test TSV",
         "Translate the source column of a TSV file and score the translations "
         "against its target column with sacreBLEU (BLEU and chrF, with their "
-        "signatures). The hypotheses are written one per line.",
+        "signatures). The hypotheses are written one per line; a note on "
+        "stderr (a field with --json) names the checkpoint read.",
         "seqembed evaluate runs/demo runs/demo/data/test.tsv --beam 5 --json",
     )
     add_run(evaluate)
     evaluate.add_argument(
         "test", help="TSV, by default target TAB source (Tatoeba layout)"
     )
+    add_checkpoint(evaluate)
     add_beam(evaluate)
     add_precision(evaluate)
     for side, default in (("src", 1), ("tgt", 0)):
@@ -97,21 +102,20 @@ def _read_inputs(texts: list[str]) -> list[str]:
     return [text for _, text in decode_lines(sys.stdin.buffer, "<stdin>")]
 
 
-def _load_translator(args):
-    from seqembed.nmt.evaluation import Translator
+def _load_run(args):
+    from seqembed.api.runs import load_run
 
     settings = {"precision": args.precision} if args.precision else {}
-    return Translator.from_checkpoint(args.run, **settings)
+    return load_run(args.run, args.checkpoint, **settings)
 
 
 def cmd_translate(args) -> int:
-    translator = _load_translator(args)
+    run = _load_run(args)
     lines = _read_inputs(args.text)
+    note_checkpoint(run.checkpoint_line, args.quiet, terminal_only=True)
     if not args.quiet:
-        _note_unknown_words(translator, lines)
-    outputs = translator.translate(
-        lines, beam_size=args.beam, batch_size=args.batch_size
-    )
+        _note_unknown_words(run.translator, lines)
+    outputs = run.translate(lines, beam=args.beam, batch_size=args.batch_size)
     sys.stdout.write("".join(out + "\n" for out in outputs))
     return 0
 
@@ -136,26 +140,29 @@ def cmd_evaluate(args) -> int:
 
     if args.hyp_out:
         refuse_existing([args.hyp_out], args.force)
-    translator = _load_translator(args)
+    run = _load_run(args)
     pairs = read_tsv(
         Path(args.test), args.src_column, args.tgt_column, 10**9, SkipCounts()
     )
     started = time.perf_counter()
-    hypotheses = translator.translate([p.src for p in pairs], beam_size=args.beam)
+    hypotheses = run.translate([p.src for p in pairs], beam=args.beam)
     seconds = time.perf_counter() - started
-    lowercase = translator.config.data.lowercase
+    lowercase = run.config.data.lowercase
     scores = score(hypotheses, [p.tgt for p in pairs], lowercase, interval=True)
     hyp_path = (
         Path(args.hyp_out) if args.hyp_out else Path(args.test).with_suffix(".hyp")
     )
     hyp_path.write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
+    # Named once nothing can fail (a mistake stays one line), above the scores.
+    note_checkpoint(run.checkpoint_line, args.quiet or args.json)
     if args.json:
         print(
             json.dumps(
                 {
+                    "checkpoint": str(run.checkpoint),
                     **scores.as_dict(),
                     "hypotheses": str(hyp_path),
-                    "beam_size": args.beam or translator.config.decode.beam_size,
+                    "beam_size": args.beam or run.config.decode.beam_size,
                     "decode_seconds": round(seconds, 3),
                 },
                 indent=2,

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from seqembed.cli.options import (
+    add_checkpoint,
     add_command,
     add_min_freq,
     add_out_file,
@@ -24,19 +25,20 @@ from seqembed.cli.options import (
     count,
 )
 from seqembed.cli.outputs import file_out
-from seqembed.cli.terminal import note, progress
+from seqembed.cli.terminal import note, note_checkpoint, progress
 from seqembed.errors import InputError
 
 MAP_FORMATS = ("png", "svg", "pdf", "html")
 MOVEMENT_FORMATS = ("png", "svg", "pdf", "gif", "html")
 
 
-def _run(run: str) -> tuple[Path, dict]:
-    """The checkpoint of RUN (a run directory or a .pt file), loaded."""
-    from seqembed.nmt.checkpoint import load_checkpoint, resolve_checkpoint
+def _run(args):
+    """RUN's checkpoint (--checkpoint of a run directory, or the .pt file)
+    as the API's ``Run``. Each command names it on stderr once its file is
+    written: a mistake found on the way stays a one-line error."""
+    from seqembed.api.runs import load_run
 
-    checkpoint = resolve_checkpoint(Path(run))
-    return checkpoint.parent, load_checkpoint(checkpoint)
+    return load_run(args.run, args.checkpoint)
 
 
 def _output(args, run_dir: Path, stem: str, formats: tuple[str, ...]):
@@ -95,12 +97,14 @@ def _projection(args, default_method: str):
 def cmd_plot(args) -> int:
     if args.movement:
         return _plot_movement(args)
-    from seqembed.nmt.checkpoint import load_tables
     from seqembed.report.embedding_map import embedding_map
     from seqembed.report.figures import save_figure, write_text
     from seqembed.report.map_drawing import map_figure, map_html
 
-    run_dir, state = _run(args.run)
+    # plot_map's steps, kept open here: the CLI also writes HTML, which
+    # plot_map (a matplotlib Figure) does not.
+    run = _run(args)
+    run_dir = run.path
     side = args.side or "src"
     projection = _projection(args, "tsne")
     path, format = _output(
@@ -117,7 +121,7 @@ def cmd_plot(args) -> int:
     started = time.perf_counter()
     with progress(f"drawing the {projection.method} map", args.quiet):
         m = embedding_map(
-            load_tables(state),
+            run.tables(specials=True).as_dict(),
             side=side,
             projection=projection,
             color=color,
@@ -132,6 +136,7 @@ def cmd_plot(args) -> int:
         else:
             save_figure(map_figure(m), path, format)
     seconds = time.perf_counter() - started
+    note_checkpoint(run.checkpoint_line, args.quiet)
     note(f"{len(m.words)} tokens, {m.method}, coloured by {color}; {seconds:.1f} s")
     print(path)
     return 0
@@ -148,14 +153,15 @@ def _plot_movement(args) -> int:
 
     if args.side == "both":
         raise InputError("--movement draws one side: --side src or tgt")
-    run_dir, state = _run(args.run)
+    run = _run(args)
     side = args.side or "src"
-    path, format = _output(args, run_dir, f"movement-{side}", MOVEMENT_FORMATS)
+    path, format = _output(args, run.path, f"movement-{side}", MOVEMENT_FORMATS)
+    table = run.tables(specials=True)[side]  # the whole vocabulary, in order
     started = time.perf_counter()
     with progress("drawing the movement over training", args.quiet):
         frames = movement_frames(
-            run_dir,
-            state[f"{side}_vocab"],
+            run.path,
+            {"tokens": table.tokens, "freqs": table.freqs},
             side=side,
             projection=_projection(args, "pca"),
             min_freq=args.min_freq,
@@ -167,6 +173,7 @@ def _plot_movement(args) -> int:
         else:
             save_figure(movement_figure(frames, args.panels), path, format)
     seconds = time.perf_counter() - started
+    note_checkpoint(run.checkpoint_line, args.quiet)
     note(
         f"{len(frames.words)} words x {len(frames.epochs)} snapshots, "
         f"{frames.method}; {seconds:.1f} s"
@@ -179,15 +186,14 @@ def _plot_movement(args) -> int:
 
 
 def cmd_attention(args) -> int:
-    from seqembed.nmt.checkpoint import resolve_checkpoint
-    from seqembed.nmt.evaluation import Translator
     from seqembed.report.figures import save_figure
     from seqembed.report.heatmap import attention_figure
 
-    checkpoint = resolve_checkpoint(Path(args.run))
-    path, format = _output(args, checkpoint.parent, "attention", MAP_FORMATS[:3])
-    attention = Translator.from_checkpoint(checkpoint).attention(args.text)
+    run = _run(args)
+    path, format = _output(args, run.path, "attention", MAP_FORMATS[:3])
+    attention = run.translator.attention(args.text)
     save_figure(attention_figure(attention), path, format)
+    note_checkpoint(run.checkpoint_line, args.quiet)
     note(f"{' '.join(attention.src_tokens)}  ->  {' '.join(attention.tgt_tokens[:-1])}")
     print(path)
     return 0
@@ -212,6 +218,7 @@ def register(commands) -> None:
         "seqembed plot runs/demo --movement --format gif",
     )
     add_run(plot, "run directory or checkpoint")
+    add_checkpoint(plot)
     _add_map_options(plot)
     _add_projection_options(plot)
     plot.add_argument(
@@ -234,6 +241,7 @@ def register(commands) -> None:
     )
     add_run(attention, "run directory or checkpoint")
     attention.add_argument("text", metavar="TEXT", help="a source sentence")
+    add_checkpoint(attention)
     attention.add_argument(
         "--format",
         choices=MAP_FORMATS[:3],

@@ -29,6 +29,7 @@ is renamed ``*.bad`` with a warning, and the next older one is used.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import pickle
@@ -261,3 +262,41 @@ def load_tables(
             list(vocab["tokens"]), weight.float().numpy(), vocab["freqs"], kind
         )
     return tables
+
+
+def describe_checkpoint(path: Path, state: dict[str, Any]) -> str:
+    """``runs/x/best.pt (epoch 12 of 12, valid BLEU 11.3)``: the file every
+    output names at its top, and how far its model had trained. The score is
+    the run's ``metrics.jsonl`` line of the checkpoint's step, where the
+    folder has one (a checkpoint copied elsewhere shows the epoch only)."""
+    counters = state.get("counters", {})
+    done, position = int(counters.get("epoch", 1)) - 1, counters.get("position", 0)
+    total = state.get("config", {}).get("train", {}).get("epochs")
+    of = f" of {total}" if total else ""
+    if position:  # saved mid-epoch (--max-minutes, Ctrl-C)
+        parts = [f"epoch {done + 1}{of}, batch {position}"]
+    elif done:
+        parts = [f"epoch {done}{of}"]
+    else:
+        parts = ["before the first epoch"]
+    bleu = _validation_bleu(Path(path).parent, counters.get("step"))
+    if bleu is not None:
+        parts.append(f"valid BLEU {bleu:.1f}")
+    return f"{path} ({', '.join(parts)})"
+
+
+def _validation_bleu(run_dir: Path, step: int | None) -> float | None:
+    """The validation BLEU that ``metrics.jsonl`` logged at ``step``."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in reversed(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash: the others still say
+        if isinstance(row, dict) and row.get("step") == step and step is not None:
+            bleu = row.get("valid_bleu")
+            return float(bleu) if isinstance(bleu, (int, float)) else None
+    return None

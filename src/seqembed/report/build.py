@@ -122,6 +122,7 @@ def _map(checkpoint: Path, state: dict, settings: ReportSettings) -> dict:
             settings.random_state,
             checkpoint,
             state,
+            settings.checkpoint,
         )
         for side in settings.sides
     }

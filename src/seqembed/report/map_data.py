@@ -41,6 +41,7 @@ def map_side(
     random_state: int = 0,
     checkpoint: Path | None = None,
     state: dict | None = None,
+    which: str = "best",
 ) -> dict:
     """The ``max_words`` most frequent words of ``table`` placed in 2-D.
 
@@ -49,7 +50,8 @@ def map_side(
     neighbour lists still search the whole table. ``checkpoint``: the file
     ``table`` comes from, whose run's earlier epochs and other seeds the
     neighbour lists are compared with (``analysis.trust``); None: no
-    comparison; ``state`` its loaded contents, if at hand.
+    comparison; ``state`` its loaded contents, if at hand; ``which``: the
+    checkpoint of the other seeds' runs compared, "best" or "last".
     """
     order = np.argsort(-table.freqs, kind="stable")[:max_words]
     shown = table.select([table.tokens[i] for i in order])
@@ -61,7 +63,7 @@ def map_side(
         points, caption = np.zeros((len(shown), 2)), "one word, no projection"
     trust = None
     if checkpoint is not None:
-        trust = NeighbourStability(k=N_NEIGHBOURS).fit(
+        trust = NeighbourStability(k=N_NEIGHBOURS, checkpoint=which).fit(
             checkpoint, side, table, shown.tokens, state
         )
     return {

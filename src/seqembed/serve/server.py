@@ -43,8 +43,10 @@ def serve(
     cors: str | None = None,
     device: str = "auto",
     on_ready: Callable[[str], None] = lambda url: None,
+    checkpoint: str = "best",
 ) -> int:
-    """Serve ``runs`` until SIGTERM or SIGINT; returns the exit status (0)."""
+    """Serve ``runs`` until SIGTERM or SIGINT; returns the exit status (0).
+    ``checkpoint``: which file of each run directory, "best" or "last"."""
     import uvicorn
 
     from seqembed.serve.app import create_app
@@ -60,7 +62,7 @@ def serve(
         )
     sock = bind(host, port)
     try:
-        models = load_models(runs)
+        models = load_models(runs, checkpoint)
         # What loading made (jieba's dictionary, vocabularies) lives as long
         # as the server: out of the collector's sight, so a full collection
         # does not walk a million objects while a request waits.
@@ -126,14 +128,15 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def load_models(runs: list[str | Path]) -> list[ServedModel]:
-    """Every run, checked for a checkpoint and a unique name before any is
-    loaded, so a mistake in the last one costs no loading time."""
+def load_models(runs: list[str | Path], which: str = "best") -> list[ServedModel]:
+    """Every run (its ``which`` checkpoint), checked for a checkpoint and a
+    unique name before any is loaded, so a mistake in the last one costs no
+    loading time."""
     if not runs:
         raise InputError("give at least one run directory to serve")
     checkpoints: dict[str, Path] = {}
     for run in runs:
-        checkpoint = resolve_checkpoint(Path(run))
+        checkpoint = resolve_checkpoint(Path(run), which)
         name = checkpoint.parent.name
         if name in checkpoints:
             raise InputError(

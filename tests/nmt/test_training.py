@@ -161,7 +161,7 @@ def seed_config(*extra):
     return demo_config(seed_example=True, seed=7, extra=list(extra))
 
 
-def test_resume_refuses_a_changed_setting_and_takes_the_three_it_may(tmp_path):
+def test_resume_refuses_a_changed_setting_and_takes_those_it_may(tmp_path):
     from seqembed.errors import InputError
 
     train(seed_config("train.epochs=2"), tmp_path, seed_pairs())
@@ -171,8 +171,8 @@ def test_resume_refuses_a_changed_setting_and_takes_the_three_it_may(tmp_path):
     message = str(info.value)
     assert message == (
         f"{tmp_path}: a resumed run keeps its settings: train.lr is 0.01 here but "
-        "0.001 in the run (only train.epochs, train.max_minutes, train.precision "
-        "may change on resume)"
+        "0.001 in the run (only train.epochs, train.max_minutes, train.precision, "
+        "train.device, train.deterministic, decode.device may change on resume)"
     )
     assert (tmp_path / "last.pt").read_bytes() == before  # nothing trained
     result = train(

@@ -76,11 +76,11 @@ def pytest_collection_modifyitems(config, items):
     if not torch.cuda.is_available():
         no_gpu = pytest.mark.skip(reason=f"no CUDA device (torch {torch.__version__})")
         for item in items:
-            if "cuda" in item.keywords:
+            if item.get_closest_marker("cuda"):  # not a test id that says cuda
                 item.add_marker(no_gpu)
     if cpu_info().native_bf16:
         return
     skip = pytest.mark.skip(reason=f"no native bf16 on this CPU ({cpu_info()})")
     for item in items:
-        if "bf16" in item.keywords and "cuda" not in item.keywords:
+        if "bf16" in item.keywords and not item.get_closest_marker("cuda"):
             item.add_marker(skip)

@@ -6,6 +6,7 @@ checkpoints written on a GPU loading on a CPU-only machine."""
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import zipfile
 
@@ -24,7 +25,7 @@ from seqembed.nmt.devices import cpu_info, describe_device, resolve_device
 from seqembed.nmt.evaluation import Translator
 from seqembed.nmt.rng import rng_state, set_rng_state
 from seqembed.nmt.steps import device_step, train_step, training_loss
-from seqembed.nmt.training import train
+from seqembed.nmt.training import start_session, train
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here")
 TORCH = torch.__version__
@@ -213,14 +214,16 @@ def test_token_batches_and_accumulation_train_the_seed_example(tmp_path):
         seed=1,
         extra=["train.batch_tokens=12", "train.accumulate=2", "train.epochs=3"],
     )
-    result = train(config, tmp_path, seed_pairs())
+    result = train(config, tmp_path / "run", seed_pairs())
     assert result.epochs_done == 3
-    state = load_checkpoint(tmp_path / "last.pt")
-    # 5 pairs of 3-6 target tokens: 3 batches of at most 12 tokens an epoch,
-    # 2 optimiser steps (2 + 1 batches)
-    batches = epoch_batches([1] * 5, [1] * 5, 64, 1, 1, batch_tokens=12)
-    assert len(batches) == 3
-    assert state["counters"]["step"] == 3 * 2
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    session = start_session(config, tmp_path / "again", seed_pairs(), False, None)
+    lengths = session.train_src.lengths, session.train_tgt.lengths
+    batches = [
+        epoch_batches(*lengths, 64, 1, epoch, batch_tokens=12) for epoch in (1, 2, 3)
+    ]
+    assert all(len(b) > 1 for b in batches)  # 12 tokens: not all 5 pairs at once
+    assert state["counters"]["step"] == sum(math.ceil(len(b) / 2) for b in batches)
 
 
 # ---------------------------------------------------------------- decoding

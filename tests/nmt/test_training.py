@@ -198,7 +198,14 @@ def test_resume_config_names_every_key_that_differs():
     assert "model.dropout is 0.0 here but 0.3 in the run; so do train.seed" in str(
         info.value
     )
-    assert MAY_CHANGE == ("train.epochs", "train.max_minutes", "train.precision")
+    assert MAY_CHANGE == (
+        "train.epochs",
+        "train.max_minutes",
+        "train.precision",
+        "train.device",
+        "train.deterministic",
+        "decode.device",
+    )
     ok = load_config(None, ["train.epochs=9", "train.max_minutes=2"])
     resumed = resume_config(saved, ok)
     assert (resumed.train.epochs, resumed.train.max_minutes) == (9, 2.0)

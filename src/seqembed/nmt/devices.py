@@ -20,11 +20,13 @@ oneDNN's limit, so such a restricted process refuses bf16 as a real one would.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,15 +219,29 @@ def _cpu_precision(requested: str, key: str) -> str:
     )
 
 
-def deterministic_algorithms() -> None:
-    """``train.deterministic``: torch's deterministic algorithms only (an
-    error names any op that has none), cuDNN's deterministic kernels and no
-    cuDNN benchmarking; cuBLAS then needs a fixed workspace (its documented
-    setting, read when CUDA starts). For the rest of this process."""
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """``train.deterministic`` while ``train`` runs: torch's deterministic
+    algorithms only (an error names any op that has none), cuDNN's
+    deterministic kernels and no cuDNN benchmarking; cuBLAS then needs a
+    fixed workspace (its documented setting, read when CUDA starts). The
+    process's own settings are put back afterwards."""
+    if not enabled:
+        yield
+        return
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1:]
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:

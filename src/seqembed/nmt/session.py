@@ -40,7 +40,6 @@ from seqembed.nmt.counters import Counters
 from seqembed.nmt.cpu import allocator
 from seqembed.nmt.devices import (
     describe_device,
-    deterministic_algorithms,
     resolve_device,
     resolve_precision,
 )
@@ -173,14 +172,13 @@ def _scaler(config: Config) -> torch.amp.GradScaler | None:
 
 
 def _process_settings(config: Config, device: torch.device) -> None:
-    """The seeds, threads, deterministic algorithms and (on the CPU) the
-    allocator: settings of this process, made before the model is built."""
+    """The seeds, threads and (on the CPU) the allocator: settings of this
+    process, made before the model is built (``train.deterministic``:
+    ``train`` sets it while it runs)."""
     torch.manual_seed(config.train.seed)
     random.seed(config.train.seed)
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
-    if config.train.deterministic:
-        deterministic_algorithms()
     if device.type == "cpu":
         allocator.keep_freed_memory()
 

@@ -28,7 +28,7 @@ from seqembed.config import Config, TrainConfig
 from seqembed.data.batches import epoch_batches
 from seqembed.data.corpus import Corpus, Pair
 from seqembed.nmt import distributed
-from seqembed.nmt.devices import resolve_device
+from seqembed.nmt.devices import deterministic_algorithms, resolve_device
 from seqembed.nmt.evaluation import Translator, score
 from seqembed.nmt.loop import global_step, run_batches, save_last
 from seqembed.nmt.metrics_log import MetricsLog
@@ -193,7 +193,18 @@ def train(
     ``stop_requested`` is asked after every batch (the CLI answers True after
     Ctrl-C): then ``last.pt`` is saved at that batch, and training returns.
     A batch with a non-finite loss or gradient is skipped; too many in a row
-    (``skip_step``) raise an ``InputError``, the checkpoints left intact."""
+    (``skip_step``) raise an ``InputError``, the checkpoints left intact.
+
+    ``train.deterministic`` holds while it runs (``devices.deterministic_
+    algorithms``); the process's own settings are put back after."""
+    with deterministic_algorithms(config.train.deterministic):
+        return _train(config, run_dir, pairs, resume, user_dict, reporter,
+                      heldout, stop_requested)  # fmt: skip
+
+
+def _train(config, run_dir, pairs, resume, user_dict, reporter, heldout,
+           stop_requested) -> TrainResult:  # fmt: skip
+    """``train``'s loop."""
     run_dir, started, device = Path(run_dir), time.monotonic(), training_device(config)
     main = distributed.is_main()
     reporter = (reporter or LogReporter()) if main else SilentReporter()

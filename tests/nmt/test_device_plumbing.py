@@ -23,6 +23,7 @@ from seqembed.nmt.checkpoint import load_checkpoint
 from seqembed.nmt.decoding import beam_search, greedy_decode
 from seqembed.nmt.devices import cpu_info, describe_device, resolve_device
 from seqembed.nmt.evaluation import Translator
+from seqembed.nmt.loop import DeviceTally
 from seqembed.nmt.rng import rng_state, set_rng_state
 from seqembed.nmt.steps import device_step, train_step, training_loss
 from seqembed.nmt.training import start_session, train
@@ -322,3 +323,24 @@ def test_deterministic_algorithms_leave_the_cpu_numbers_as_they_are(tmp_path):
     plain = load_checkpoint(tmp_path / "plain" / "last.pt")["model"]
     deterministic = load_checkpoint(tmp_path / "deterministic" / "last.pt")["model"]
     assert all(torch.equal(plain[k], deterministic[k]) for k in plain)
+
+
+def test_the_gpu_tally_counts_losses_and_skips_as_the_cpu_loop_does(tmp_path):
+    config = demo_config(seed_example=True, seed=1)
+    session = start_session(config, tmp_path, seed_pairs(), False, None)
+    tally = DeviceTally(torch.device("cpu"))
+    tally.add(torch.tensor(2.0), torch.tensor(False), 10)
+    tally.add(torch.tensor(float("nan")), torch.tensor(True), 7)
+    tally.add(torch.tensor(4.0), torch.tensor(False), 30)
+    mean, tokens = tally.read(session)
+    counters = session.counters
+    assert (mean, tokens) == (pytest.approx((2 * 10 + 4 * 30) / 40), 40)
+    assert (counters.epoch_loss_sum, counters.epoch_tokens) == (140.0, 40)
+    # a good step came in the interval: the row starts again, with this skip
+    assert (counters.skipped_steps, counters.nonfinite_in_row) == (1, 1)
+    assert tally.steps == 0 and float(tally.loss_sum) == 0.0
+    limit = config.train.max_nonfinite_steps
+    for _ in range(limit):  # a whole interval of skipped steps: a row
+        tally.add(torch.tensor(float("inf")), torch.tensor(True), 5)
+    with pytest.raises(InputError, match=f"{limit} steps in a row"):
+        tally.read(session)

@@ -148,7 +148,8 @@ class DeviceTally:
         counters.epoch_tokens += int(tokens)
         if skipped:
             # which steps of the interval were skipped is not kept: all of
-            # them in a row count as a row, fewer end any row
+            # them continue the row; fewer end it, and (they may be the
+            # interval's last steps) start the next one
             if skipped < steps:
                 counters.nonfinite_in_row = 0
             skip_step(session, f"{int(skipped)} of {steps} steps", int(skipped))
@@ -189,6 +190,7 @@ def run_batches(
     )
     on_device = session.device.type != "cpu"
     tally = DeviceTally(session.device) if on_device else None
+    shown = None  # on a GPU: the loss of the last read, shown until the next
     tokens, tick = 0, time.monotonic()
     stop, out_of_time = distributed.any_rank(stop_requested(), False)
     groups = step_groups(batches, train_cfg.accumulate, counters.position)
@@ -202,10 +204,10 @@ def run_batches(
         saving = every and counters.step % every == 0
         if tally is not None:
             tally.add(loss, problem, n_tokens)
-            if tally.steps >= READ_EVERY or saving:
-                loss, read = tally.read(session)
+            if tally.steps >= READ_EVERY or saving or shown is None:
+                shown, read = tally.read(session)
                 tokens += read
-                reporter.step(loss, tokens / max(time.monotonic() - tick, 1e-9))
+            loss = shown
         elif problem:
             skip_step(session, problem)
         else:
@@ -213,14 +215,12 @@ def run_batches(
             counters.epoch_loss_sum += loss * n_tokens
             counters.epoch_tokens += n_tokens
             tokens += n_tokens
-        if tally is None:
+        for _ in range(n_batches):  # the reporter counts batches
             reporter.step(loss, tokens / max(time.monotonic() - tick, 1e-9))
         stop, out_of_time = distributed.any_rank(stop_requested(), clock.out_of_time())
         if saving and not (stop or out_of_time):
             if counters.position < len(batches):  # the epoch end saves
                 save_last(session, clock.elapsed())
     if tally is not None and tally.steps:
-        loss, read = tally.read(session)
-        tokens += read
-        reporter.step(loss, tokens / max(time.monotonic() - tick, 1e-9))
+        tokens += tally.read(session)[1]
     return EpochRun(stop, out_of_time, tokens / max(time.monotonic() - tick, 1e-9))

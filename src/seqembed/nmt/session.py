@@ -141,8 +141,8 @@ def start_session(
         subwords=subwords,
         **data,
         model=model,
-        initial_embeddings={
-            kind: weight.detach().clone()
+        initial_embeddings={  # on the CPU: the analysis reads them there
+            kind: weight.detach().to("cpu", copy=True)
             for kind, weight in model.embedding_tables().items()
         },
         optimizer=optimizer,

@@ -76,6 +76,7 @@ MATCHED = [
     "model.emb_size=256", "model.hidden_size=512", "model.num_layers=1",
     "model.bidirectional=true", "model.attention=luong", "model.luong_score=general",
     "model.dropout=0.2", "train.batch_size=64", "vocab.min_freq=2",
+    "train.device=cpu",  # a CPU benchmark, on a machine with a GPU too
 ]  # fmt: skip
 
 
@@ -341,7 +342,7 @@ def load_translator(run_dir: Path, precision: str, kernels: str | None):
     state = load_checkpoint(run_dir / "best.pt")
     if kernels is not None:
         state["config"]["model"]["kernels"] = kernels
-    return Translator.from_state(state, precision=precision)
+    return Translator.from_state(state, device="cpu", precision=precision)
 
 
 def measure_decoding(

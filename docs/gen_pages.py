@@ -18,7 +18,7 @@ import yaml
 
 from seqembed import config as config_module
 from seqembed.cli.main import build_parser
-from seqembed.configfile import field_range
+from seqembed.configfile import field_range, field_spelling
 
 # One line of meaning per key. The build fails on a key missing here (a new
 # setting must be documented) and on a line for a key that no longer exists.
@@ -98,14 +98,25 @@ MEANINGS = {
     "train.checkpoint_every_steps": "also save `last.pt` every N batches (0: "
     "only at epoch ends)",
     "train.max_nonfinite_steps": "this many non-finite steps in a row stop training",
-    "train.precision": "`fp32`, `bf16` (bfloat16 autocast; needs a CPU with "
-    "native bf16) or `auto`",
+    "train.precision": "`fp32`, `bf16` (bfloat16 autocast; on a CPU it needs "
+    "native bf16), `fp16` (CUDA, with a gradient scaler), `auto` or `default` "
+    "(fp32 on the CPU and MPS, bf16 on a CUDA GPU, fp16 where it lacks bf16)",
+    "train.device": "where to train: `auto` (a CUDA GPU, else MPS, else the "
+    "CPU), `cpu`, `cuda`, `cuda:N` or `mps`",
+    "train.batch_tokens": "batches of about this many target tokens instead of "
+    "`batch_size` sentences (0: sentences)",
+    "train.accumulate": "batches whose gradients are summed into one optimiser "
+    "step (the effective batch)",
+    "train.deterministic": "deterministic algorithms only (bitwise repeatable "
+    "on a GPU, slower)",
     "decode.beam_size": "beam size (1: greedy)",
     "decode.length_penalty": "GNMT length penalty alpha of beam search (0: none)",
     "decode.max_len_a": "output length cap: a x source length + b ...",
     "decode.max_len_b": "... + b tokens",
     "decode.batch_size": "sentences decoded per batch",
-    "decode.precision": "`fp32`, `bf16` or `auto`, as for training",
+    "decode.precision": "`fp32`, `bf16`, `fp16`, `auto` or `default`, as for "
+    "training",
+    "decode.device": "where to decode, as `train.device`",
 }
 
 
@@ -122,6 +133,8 @@ def allowed(key: str, hint, spec) -> str:
     """The range declared beside the default (``configfile.ranged``)."""
     if typing.get_origin(hint) is typing.Literal:
         return "one of these"
+    if field_spelling(spec):
+        return field_spelling(spec)
     declared = field_range(spec)
     rule = str(declared) if declared else ""
     if not rule:

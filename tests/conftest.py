@@ -56,6 +56,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "bf16: needs a CPU with native bfloat16 (skipped elsewhere)"
     )
+    config.addinivalue_line(
+        "markers", "cuda: needs a CUDA GPU (skipped elsewhere; bench/gpu_check.sh)"
+    )
     # `pytest -m "not slow"` is the developer's loop (under 3 minutes on 2
     # busy cores); CI and `pytest` run everything.
     config.addinivalue_line(
@@ -70,9 +73,14 @@ def pytest_collection_modifyitems(config, items):
     # on an AVX2-only host these tests skip, and test_devices checks the refusal.
     from seqembed.nmt.devices import cpu_info
 
+    if not torch.cuda.is_available():
+        no_gpu = pytest.mark.skip(reason=f"no CUDA device (torch {torch.__version__})")
+        for item in items:
+            if item.get_closest_marker("cuda"):  # not a test id that says cuda
+                item.add_marker(no_gpu)
     if cpu_info().native_bf16:
         return
     skip = pytest.mark.skip(reason=f"no native bf16 on this CPU ({cpu_info()})")
     for item in items:
-        if "bf16" in item.keywords:
+        if "bf16" in item.keywords and not item.get_closest_marker("cuda"):
             item.add_marker(skip)

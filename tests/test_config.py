@@ -13,7 +13,7 @@ from seqembed.config import (
     to_dict,
     validate,
 )
-from seqembed.configfile import field_range
+from seqembed.configfile import field_range, field_spelling
 from seqembed.errors import InputError
 
 
@@ -232,6 +232,8 @@ def valid_values(key: str) -> str:
         return ", ".join(typing.get_args(hint))
     if hint is bool:
         return "true, false"
+    if field_spelling(spec):  # "auto, cpu, ... or mps", listed as a Literal is
+        return field_spelling(spec).replace(" or ", ", ")
     bounds = field_range(spec)
     return str(bounds) if bounds is not None else "a path, or null"
 

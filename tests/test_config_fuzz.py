@@ -26,7 +26,7 @@ from helpers import seqembed
 from seqembed.cli.demo import resource_path
 from seqembed.cli.main import main
 from seqembed.config import fields
-from seqembed.configfile import field_range, parse_override
+from seqembed.configfile import field_range, field_spelling, parse_override
 from seqembed.errors import InputError
 
 # A tiny model on a few pairs: about 3 steps, 4 validation sentences. "char"
@@ -61,6 +61,8 @@ def boundary_values(key: str) -> list[str]:
     options = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) is typing.Literal:
         return [*map(str, options), "", "nonsense"]
+    if field_spelling(spec):  # a device: valid spellings, here or not
+        return ["auto", "cpu", "cuda", "cuda:0", "cuda:99", "mps", "", "gpu"]
     if hint is bool:
         return ["true", "false", "", "2"]
     if options == [str] or hint is str:

@@ -26,6 +26,7 @@ from seqembed.configfile import (
     parse_override,
     ranged,
     read_yaml,
+    spelled,
     unknown_key,
     unknown_section,
     write_yaml,
@@ -36,6 +37,10 @@ from seqembed.errors import InputError
 # config.yaml): it was checked when the run started and is read with the
 # ranges of its time (``validate``).
 SAVED = "checkpoint"
+
+# The devices a run may name (seqembed.nmt.devices.resolve_device checks
+# that the named one is on this machine).
+DEVICE = (r"auto|cpu|cuda|cuda:\d+|mps", "auto, cpu, cuda, cuda:N or mps")
 
 # Seeds go to torch, Python's random and numpy: 32 bits suit all three.
 SEED_MAX = 2**32 - 1
@@ -178,8 +183,23 @@ class TrainConfig:
     # and Adam's state stay float32). 1.4-1.5x more tokens/s on CPUs with
     # native bf16 (AVX512-BF16, AMX), measured by bench/speed.py. Refused on
     # a CPU without it (about 30x slower there); "auto": bf16 where native,
-    # else fp32 (seqembed.nmt.devices).
-    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    # else fp32 (seqembed.nmt.devices). "fp16": float16 autocast with a
+    # gradient scaler, CUDA only. "default": fp32 on the CPU (its numbers as
+    # they always were) and on MPS, bf16 on a CUDA GPU (fp16 where it has no
+    # bf16, with a warning).
+    precision: Literal["fp32", "bf16", "fp16", "auto", "default"] = "default"
+    # Where to train: "auto" takes a CUDA GPU, else Apple's MPS, else the CPU.
+    device: str = spelled("auto", *DEVICE)
+    # Batches of about this many target tokens (padding not counted) instead
+    # of train.batch_size sentences; 0: sentences. A GPU wants thousands.
+    batch_tokens: int = ranged(0, ge=0, le=10_000_000)
+    # Gradients of this many batches are summed before one optimiser step:
+    # the effective batch is accumulate batches (the loss is the mean over
+    # all their target tokens, as one batch of them would give).
+    accumulate: int = ranged(1, gt=0, le=4096)
+    # torch.use_deterministic_algorithms and cuDNN's deterministic kernels,
+    # so a GPU run repeats bitwise; slower (see docs/training.md).
+    deterministic: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,9 +215,11 @@ class DecodeConfig:
     batch_size: int = ranged(256, gt=0)
     # "bf16": bfloat16 autocast on the CPU. About 1.6x (greedy) to 1.8x (beam 5)
     # faster on CPUs with native bf16 (AVX512-BF16, AMX); BLEU within 0.4 on
-    # Tatoeba. Refused on CPUs without it, hence not the default; "auto":
-    # bf16 where native, else fp32.
-    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    # Tatoeba. Refused on CPUs without it, hence not the CPU's default;
+    # "auto": bf16 where native, else fp32. "fp16" and "default" as in train.
+    precision: Literal["fp32", "bf16", "fp16", "auto", "default"] = "default"
+    # Where to decode, as train.device.
+    device: str = spelled("auto", *DEVICE)
 
 
 @dataclass(frozen=True)

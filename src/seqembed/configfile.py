@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -67,6 +68,18 @@ def ranged(
     return field(default=default, metadata={"range": Range(ge, gt, le, lt)})
 
 
+def spelled(default: str, pattern: str, shown: str) -> Any:
+    """A text field whose value must match ``pattern`` (a regular expression,
+    whole value), described in errors and docs as ``shown``: for a choice
+    with a number in it (``cuda:N``) that a ``Literal`` cannot list."""
+    return field(default=default, metadata={"pattern": pattern, "shown": shown})
+
+
+def field_spelling(spec: dataclasses.Field) -> str | None:
+    """What a ``spelled`` field's values may be (``shown``); None for others."""
+    return spec.metadata.get("shown")
+
+
 def field_range(spec: dataclasses.Field) -> Range | None:
     return spec.metadata.get("range")
 
@@ -86,6 +99,10 @@ def check_fields(obj: Any, section: str, source: str | None, kept: Any = None) -
             continue
         if kept is not None and getattr(kept, spec.name) == value:
             continue
+        pattern = spec.metadata.get("pattern")
+        if pattern is not None and not re.fullmatch(pattern, str(value)):
+            shown = spec.metadata["shown"]
+            raise InputError(f"{key} must be one of {shown}, got {value!r}", source)
         if bounds is not None and isinstance(value, (int, float)):
             if value not in bounds:
                 raise InputError(

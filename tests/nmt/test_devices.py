@@ -72,7 +72,11 @@ def test_an_avx2_restricted_process_has_no_native_bf16():
 def test_fp32_is_always_fp32_and_bad_names_are_refused():
     assert resolve_precision("fp32", "train.precision") == "fp32"
     with pytest.raises(InputError, match="train.precision must be one of"):
+        resolve_precision("fp8", "train.precision")
+    with pytest.raises(InputError, match="fp16: float16 autocast is for CUDA"):
         resolve_precision("fp16", "train.precision")
+    # the default keeps the CPU's numbers: fp32, whatever the CPU offers
+    assert resolve_precision("default", "train.precision") == "fp32"
 
 
 @pytest.mark.bf16
@@ -120,7 +124,7 @@ def test_auto_precision_on_an_avx2_cpu_warns_and_trains_in_fp32(tmp_path):
         "train.precision=auto: this CPU has no native bfloat16 (AVX2); "
         "using fp32" in result.stderr
     )
-    cpu_line = next(x for x in result.stderr.splitlines() if "CPU: " in x)
+    cpu_line = next(x for x in result.stderr.splitlines() if "device cpu: " in x)
     assert ": AVX2" in cpu_line and cpu_line.endswith("; no native bf16")
     assert "precision: fp32" in (out / "config.yaml").read_text()
 

@@ -161,7 +161,7 @@ def seed_config(*extra):
     return demo_config(seed_example=True, seed=7, extra=list(extra))
 
 
-def test_resume_refuses_a_changed_setting_and_takes_the_three_it_may(tmp_path):
+def test_resume_refuses_a_changed_setting_and_takes_those_it_may(tmp_path):
     from seqembed.errors import InputError
 
     train(seed_config("train.epochs=2"), tmp_path, seed_pairs())
@@ -171,8 +171,8 @@ def test_resume_refuses_a_changed_setting_and_takes_the_three_it_may(tmp_path):
     message = str(info.value)
     assert message == (
         f"{tmp_path}: a resumed run keeps its settings: train.lr is 0.01 here but "
-        "0.001 in the run (only train.epochs, train.max_minutes, train.precision "
-        "may change on resume)"
+        "0.001 in the run (only train.epochs, train.max_minutes, train.precision, "
+        "train.device, train.deterministic, decode.device may change on resume)"
     )
     assert (tmp_path / "last.pt").read_bytes() == before  # nothing trained
     result = train(
@@ -198,7 +198,14 @@ def test_resume_config_names_every_key_that_differs():
     assert "model.dropout is 0.0 here but 0.3 in the run; so do train.seed" in str(
         info.value
     )
-    assert MAY_CHANGE == ("train.epochs", "train.max_minutes", "train.precision")
+    assert MAY_CHANGE == (
+        "train.epochs",
+        "train.max_minutes",
+        "train.precision",
+        "train.device",
+        "train.deterministic",
+        "decode.device",
+    )
     ok = load_config(None, ["train.epochs=9", "train.max_minutes=2"])
     resumed = resume_config(saved, ok)
     assert (resumed.train.epochs, resumed.train.max_minutes) == (9, 2.0)

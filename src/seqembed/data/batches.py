@@ -53,11 +53,20 @@ class Batch:
         return int(self.src_lengths.sum())
 
     def to(self, device: torch.device) -> Batch:
+        """The batch on ``device``; ``src_lengths`` stay on the CPU, where
+        ``pack_padded_sequence`` wants them. To a CUDA GPU the tensors go
+        from pinned host memory without waiting (``non_blocking``): the copy
+        overlaps the work already queued."""
+        device = torch.device(device)
+        if device.type == "cpu":
+            return self
+        pin = device.type == "cuda"
+
+        def move(tensor: torch.Tensor) -> torch.Tensor:
+            return (tensor.pin_memory() if pin else tensor).to(device, non_blocking=pin)
+
         return Batch(
-            self.src.to(device),
-            self.src_lengths,
-            self.tgt_in.to(device),
-            self.tgt_out.to(device),
+            move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out)
         )
 
 
@@ -94,13 +103,18 @@ def epoch_batches(
     seed: int,
     epoch: int,
     shuffle: bool = True,
+    batch_tokens: int = 0,
 ) -> Sequence[list[int]]:
     """Indices of each batch of one epoch, bucketed by length.
 
     Shuffle all pairs, sort each window of ``BUCKET_WINDOW`` batches by length,
     cut it into batches, then shuffle the batches. Without ``shuffle`` the
-    pairs are only sorted by length (for evaluation).
+    pairs are only sorted by length (for evaluation). With ``batch_tokens``
+    a batch is cut where its target tokens (``target_tokens``) would pass
+    that many, instead of after ``batch_size`` pairs (``token_batches``).
     """
+    if batch_tokens and shuffle:
+        return token_batches(src_lengths, tgt_lengths, batch_tokens, seed, epoch)
     # numpy over the lengths (a token cache's arrays, or lists): a corpus of
     # millions of pairs is ordered without a Python object per pair.
     # lexsort is stable, keys last-first: by source length, then target length.
@@ -122,13 +136,57 @@ def epoch_batches(
     return EpochBatches(order, starts[permutation], batch_size)
 
 
+# Pairs sorted together for token-sized batches: as many as 1,000 batches of
+# 64 pairs (BUCKET_WINDOW), whatever the batches' size in tokens.
+TOKEN_WINDOW = 64 * BUCKET_WINDOW
+
+
+def token_batches(
+    src_lengths, tgt_lengths, batch_tokens: int, seed: int, epoch: int
+) -> Sequence[list[int]]:
+    """``epoch_batches`` with batches of at most ``batch_tokens`` target
+    tokens (each sentence + <EOS>; a longer pair is a batch of its own):
+    shuffle, sort windows of ``TOKEN_WINDOW`` pairs by length, cut each
+    window where the next pair would pass ``batch_tokens``, shuffle the
+    batches. Short sentences make batches of many pairs, long ones of few,
+    so each step has about the same work."""
+    src_lengths, tgt_lengths = np.asarray(src_lengths), np.asarray(tgt_lengths)
+    n = len(src_lengths)
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=generator).numpy()
+    starts, ends = [], []
+    for first in range(0, n, TOKEN_WINDOW):
+        chunk = order[first : first + TOKEN_WINDOW]
+        chunk[:] = chunk[np.lexsort((tgt_lengths[chunk], src_lengths[chunk]))]
+        # after[i]: tokens of the window's pairs before i + 1 (the cumulative sum)
+        after = np.cumsum(tgt_lengths[chunk] + 1)
+        start = 0
+        while start < len(chunk):
+            before = after[start - 1] if start else 0
+            end = int(np.searchsorted(after, before + batch_tokens, side="right"))
+            end = max(end, start + 1)
+            starts.append(first + start)
+            ends.append(first + end)
+            start = end
+    permutation = torch.randperm(len(starts), generator=generator).numpy()
+    starts, ends = np.asarray(starts)[permutation], np.asarray(ends)[permutation]
+    return EpochBatches(order, starts, 0, ends)
+
+
 class EpochBatches(Sequence):
     """``epoch_batches``' batches, each a list of pair indices made when it
     is asked for: the epoch is held as one int64 array of pair indices (8
     bytes a pair), not as a Python int a pair (36 bytes)."""
 
-    def __init__(self, order: np.ndarray, starts: np.ndarray, batch_size: int):
+    def __init__(
+        self,
+        order: np.ndarray,
+        starts: np.ndarray,
+        batch_size: int,
+        ends: np.ndarray | None = None,
+    ):
         self.order, self.starts, self.batch_size = order, starts, batch_size
+        self.ends = ends  # token-sized batches: where each one ends
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -137,7 +195,8 @@ class EpochBatches(Sequence):
         if isinstance(k, slice):
             return [self[i] for i in range(*k.indices(len(self)))]
         start = int(self.starts[k])
-        return self.order[start : start + self.batch_size].tolist()
+        end = int(self.ends[k]) if self.ends is not None else start + self.batch_size
+        return self.order[start:end].tolist()
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Sequence) and list(self) == list(other)

@@ -230,12 +230,16 @@ def resolve_checkpoint(path: Path, which: str = "best") -> Path:
     return path
 
 
-def restore_model(state: dict[str, Any]) -> tuple[Seq2Seq, Config, Vocab, Vocab]:
-    """Rebuild the model, config and vocabularies from a checkpoint alone."""
+def restore_model(
+    state: dict[str, Any], device: torch.device | str = "cpu"
+) -> tuple[Seq2Seq, Config, Vocab, Vocab]:
+    """Rebuild the model (on ``device``), config and vocabularies from a
+    checkpoint alone; it was loaded onto the CPU (``load_checkpoint``),
+    wherever it was trained."""
     config = from_dict(state["config"], "checkpoint")
     src_vocab = Vocab.from_dict(state["src_vocab"])
     tgt_vocab = Vocab.from_dict(state["tgt_vocab"])
-    model = build_model(config.model, len(src_vocab), len(tgt_vocab))
+    model = build_model(config.model, len(src_vocab), len(tgt_vocab), device)
     model.load_state_dict(state["model"])
     model.eval()
     return model, config, src_vocab, tgt_vocab

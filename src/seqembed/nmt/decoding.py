@@ -52,7 +52,9 @@ def greedy_decode(
     tokens = torch.full((batch,), SOS, dtype=torch.long, device=device)
     output = torch.full((batch, max_len), EOS, dtype=torch.long, device=device)
     scores = torch.zeros(batch, device=device)
-    attention = torch.zeros(batch, max_len, src.size(1)) if keep_attention else None
+    attention = None
+    if keep_attention:  # on the device; one copy to the CPU at the end
+        attention = torch.zeros(batch, max_len, src.size(1), device=device)
     for step in range(max_len):
         logits, state, weights = model.decoder.step(tokens, state, source)
         logits = logits.float()
@@ -62,7 +64,7 @@ def greedy_decode(
         output[alive, step] = tokens
         scores[alive] += best
         if attention is not None and weights is not None:
-            attention[alive, step] = weights.float().cpu()
+            attention[alive, step] = weights.float()
         writing = tokens != EOS
         if not bool(writing.all()):
             if not bool(writing.any()):
@@ -72,12 +74,16 @@ def greedy_decode(
             state = reorder_state(state, keep)
             source = source.index_select(keep)
     hypotheses = []
+    # read from the device once: a GPU is not waited for per sentence
+    row_scores = scores.tolist()
+    if attention is not None:
+        attention = attention.cpu()
     for row, ids in enumerate(output.tolist()):
         words = ids[: ids.index(EOS)] if EOS in ids else ids
         weights = None
         if attention is not None and model.decoder.attention is not None:
             weights = attention[row, : len(words) + 1]
-        hypotheses.append(Hypothesis(words, float(scores[row]), weights))
+        hypotheses.append(Hypothesis(words, row_scores[row], weights))
     return hypotheses
 
 

@@ -145,7 +145,12 @@ def any_rank(*flags: bool) -> tuple[bool, ...]:
     (a stop request, the end of the time budget)."""
     if world_size() == 1:
         return tuple(bool(f) for f in flags)
-    votes = torch.tensor([int(bool(f)) for f in flags], dtype=torch.int32)
+    # NCCL reduces tensors on this rank's GPU only; gloo, CPU ones
+    nccl = torch.distributed.get_backend() == "nccl"
+    device = torch.device("cuda", torch.cuda.current_device()) if nccl else None
+    votes = torch.tensor(
+        [int(bool(f)) for f in flags], dtype=torch.int32, device=device
+    )
     torch.distributed.all_reduce(votes, op=torch.distributed.ReduceOp.MAX)
     return tuple(bool(v) for v in votes.tolist())
 

@@ -17,10 +17,22 @@ from seqembed.data.segment import text_processing
 from seqembed.data.subwords import SubwordModel, from_state
 from seqembed.data.vocab import EOS, SOS, SPECIALS, UNK, Vocab
 from seqembed.errors import InputError
+from seqembed.nmt.build import build_model
 from seqembed.nmt.checkpoint import load_checkpoint, restore_model
 from seqembed.nmt.decoding import beam_search, greedy_decode, max_output_length
-from seqembed.nmt.devices import resolve_precision
+from seqembed.nmt.devices import autocast_dtype, resolve_device, resolve_precision
 from seqembed.nmt.model import Seq2Seq
+from seqembed.nmt.scoring import CI_BELOW, N_BOOTSTRAP, Scores, score
+
+__all__ = [
+    "CI_BELOW",
+    "N_BOOTSTRAP",
+    "Attention",
+    "Scores",
+    "Translation",
+    "Translator",
+    "score",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +97,30 @@ class Translator:
         )
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, **decode_settings) -> Translator:
-        """Load a run; ``decode_settings`` (e.g. precision="bf16") override the
-        run's own decode section."""
-        return cls.from_state(load_checkpoint(Path(path)), **decode_settings)
+    def from_checkpoint(
+        cls, path: str | Path, device: str | None = None, **decode_settings
+    ) -> Translator:
+        """Load a run (a checkpoint trained on any device); ``device``
+        ("auto", "cpu", "cuda", "cuda:N", "mps"; None: the run's
+        ``decode.device``) is where it translates; ``decode_settings`` (e.g.
+        precision="bf16") override the run's own decode section."""
+        return cls.from_state(load_checkpoint(Path(path)), device, **decode_settings)
 
     @classmethod
-    def from_state(cls, state: dict, **decode_settings) -> Translator:
+    def from_state(
+        cls, state: dict, device: str | None = None, **decode_settings
+    ) -> Translator:
         """From a loaded checkpoint: it carries the vocabularies, the jieba
         user dictionary and the SentencePiece models, so nothing else is read."""
-        model, config, src_vocab, tgt_vocab = restore_model(state)
+        saved = state["config"].get("decode", {})
+        if device is not None:
+            where = resolve_device(str(device), "--device")
+        else:
+            requested = decode_settings.get("device", saved.get("device", "auto"))
+            where = resolve_device(requested, "decode.device")
+        model, config, src_vocab, tgt_vocab = restore_model(state, where)
         decode = replace(config.decode, **decode_settings)
-        precision = resolve_precision(decode.precision, "decode.precision")
+        precision = resolve_precision(decode.precision, "decode.precision", where)
         config = replace(config, decode=replace(decode, precision=precision))
         user_dict, subwords = state.get("user_dict"), from_state(state)
         return cls(model, config, src_vocab, tgt_vocab, user_dict, subwords)
@@ -145,7 +169,7 @@ class Translator:
         todo = [i for i, x in enumerate(ids) if x]
         was_training = self.model.training
         self.model.eval()
-        with torch.autocast("cpu", torch.bfloat16, enabled=decode.precision == "bf16"):
+        with self._autocast():
             decoded = self._decode([ids[i] for i in todo], beam_size, batch_size)
         self.model.train(was_training)
         for i, words in zip(todo, decoded):
@@ -188,10 +212,33 @@ class Translator:
         )
 
     def to(self, device: torch.device | str) -> Translator:
-        """Translate on ``device`` (the model moves there); returns self."""
+        """Translate on ``device`` (the model moves there); returns self. A
+        model with the CPU kernels is rebuilt as the reference model off the
+        CPU (they run there only), with the same weights."""
+        device = torch.device(device)
+        cpu_kernels = any(
+            type(module).__module__.startswith("seqembed.nmt.cpu")
+            for module in self.model.modules()
+        )
+        if device.type != "cpu" and cpu_kernels:
+            model = build_model(
+                self.config.model,
+                len(self.src_vocab),
+                len(self.tgt_vocab),
+                device,
+            )
+            model.load_state_dict(self.model.state_dict())
+            self.model = model.train(self.model.training)
         self.model.to(device)
-        self.device = torch.device(device)
+        self.device = device
         return self
+
+    def _autocast(self):
+        """Autocast in the decode precision, on the model's device type."""
+        dtype = autocast_dtype(self.config.decode.precision)
+        return torch.autocast(
+            self.device.type, dtype or torch.float32, enabled=dtype is not None
+        )
 
     def translate_detailed(self, text: str, beam_size: int | None = None):
         """One raw sentence: its translation, tokens, unknown words, the
@@ -215,7 +262,7 @@ class Translator:
         )
         was_training = self.model.training
         self.model.eval()
-        with torch.autocast("cpu", torch.bfloat16, enabled=decode.precision == "bf16"):
+        with self._autocast():
             if beam_size == 1:
                 found = greedy_decode(self.model, src, batch.src_lengths, max_len)
             else:
@@ -286,85 +333,3 @@ class Translator:
             for i, hypothesis in zip(index, hypotheses):
                 results[i] = self.tgt_vocab.decode(hypothesis.tokens)
         return results
-
-
-# Below this many sentences a corpus score is noisy enough to need its
-# interval; above it, the bootstrap's cost buys little.
-CI_BELOW = 500
-N_BOOTSTRAP = 1000
-
-
-@dataclass
-class Scores:
-    bleu: float
-    chrf: float
-    bleu_signature: str
-    chrf_signature: str
-    n_sentences: int
-    # Fewer than CI_BELOW sentences: the half-width of sacrebleu's 95%
-    # bootstrap interval (N_BOOTSTRAP resamples, its fixed seed), else None.
-    bleu_ci: float | None = None
-    chrf_ci: float | None = None
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    def text(self, metric: str) -> str:
-        """``BLEU 12.13 ± 5.02 (95% CI)``, or ``BLEU 29.37`` with no interval."""
-        value, ci = getattr(self, metric), getattr(self, f"{metric}_ci")
-        name = {"bleu": "BLEU", "chrf": "chrF"}[metric]
-        if ci is None:
-            return f"{name} {value:.2f}"
-        return f"{name} {value:.2f} ± {ci:.2f} (95% CI)"
-
-
-def score(
-    hypotheses: list[str],
-    references: list[str],
-    lowercase: bool,
-    interval: bool = False,
-) -> Scores:
-    """Corpus BLEU and chrF with sacrebleu's default (13a) tokenisation.
-
-    ``lowercase`` matches a model trained on lowercased text: then the score is
-    case-insensitive, and the signature says so (``case:lc``). With
-    ``interval`` and fewer than ``CI_BELOW`` sentences each score carries its
-    95% confidence interval (sacrebleu's bootstrap resampling of the
-    sentences, about 0.5 s for 30 of them: not for every validation).
-    """
-    from sacrebleu.metrics import BLEU, CHRF
-
-    # force: hypotheses are always our own detokenised output; a pretokenised
-    # target side is the user's choice, not a mistake to warn about.
-    bleu = BLEU(lowercase=lowercase, force=True)
-    chrf = CHRF(lowercase=lowercase)
-    bleu_score = bleu.corpus_score(hypotheses, [references])
-    chrf_score = chrf.corpus_score(hypotheses, [references])
-    intervals = {}
-    if interval and 1 < len(hypotheses) < CI_BELOW:
-        intervals = {
-            "bleu_ci": _bootstrap_ci(bleu, hypotheses, references),
-            "chrf_ci": _bootstrap_ci(chrf, hypotheses, references),
-        }
-    return Scores(
-        bleu=round(bleu_score.score, 2),
-        chrf=round(chrf_score.score, 2),
-        bleu_signature=str(bleu.get_signature()),
-        chrf_signature=str(chrf.get_signature()),
-        n_sentences=len(hypotheses),
-        **intervals,
-    )
-
-
-def _bootstrap_ci(metric, hypotheses: list[str], references: list[str]) -> float:
-    """The half-width of the 95% interval of sacrebleu's bootstrap (its
-    resampling, seed and percentile rule, as ``corpus_score(n_bootstrap=)``
-    gives it), from its sentence statistics: its own mean of the resampled
-    scores fails when one of them is a Python 0.0 among numpy float32s."""
-    from sacrebleu.significance import _bootstrap_resample
-
-    stats = metric._extract_corpus_statistics(hypotheses, [references])
-    _, resampled = _bootstrap_resample(stats, metric, N_BOOTSTRAP)
-    values = sorted(float(s.score) for s in resampled)
-    low = len(values) // 40
-    return round(0.5 * (values[len(values) - low - 1] - values[low]), 2)

@@ -51,7 +51,9 @@ class MetricsLog:
         buffer = io.BytesIO()
         tables = model.embedding_tables()
         snapshot = {
-            kind: tables[kind].detach().half().clone() for kind in ("src", "tgt")
+            # on the CPU whatever the model's device: a device-free file
+            kind: tables[kind].detach().to("cpu", torch.float16, copy=True)
+            for kind in ("src", "tgt")
         }
         torch.save({"epoch": epoch, **snapshot}, buffer)
         path = folder / f"epoch-{epoch:04d}.pt"

@@ -20,9 +20,17 @@ from seqembed.nmt.checkpoint import load_checkpoint, load_latest_checkpoint
 
 log = logging.getLogger(__name__)
 
-# The epoch limit, this invocation's time budget, and the precision (a bf16
-# run resumed on a CPU without bf16).
-MAY_CHANGE = ("train.epochs", "train.max_minutes", "train.precision")
+# The epoch limit, this invocation's time budget, the precision (a bf16
+# run resumed on a CPU without bf16) and the device (a GPU run resumed on a
+# CPU and the other way round: checkpoints are device-free).
+MAY_CHANGE = (
+    "train.epochs",
+    "train.max_minutes",
+    "train.precision",
+    "train.device",
+    "train.deterministic",
+    "decode.device",
+)
 
 
 def resume_config(saved: Config, given: Config, run_dir: Path | None = None) -> Config:

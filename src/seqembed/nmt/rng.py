@@ -21,12 +21,24 @@ log = logging.getLogger(__name__)
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+    """The CPU's and Python's random states, and each CUDA device's where
+    CUDA is in use (GPU dropout masks come from those). They are CPU byte
+    tensors: a checkpoint written on a GPU loads anywhere."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict) -> None:
+    """``rng_state``'s states back; a checkpoint's CUDA states where this
+    machine has as many CUDA devices (a GPU run resumed on a CPU only has
+    no use for them)."""
     torch.set_rng_state(state["torch"])
     random.setstate(_as_tuple(state["python"]))
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def seed_rank(seed: int, rank: int, step: int = 0) -> None:

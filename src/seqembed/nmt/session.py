@@ -36,8 +36,13 @@ from seqembed.data.vocab import Vocab
 from seqembed.errors import InputError
 from seqembed.nmt import distributed
 from seqembed.nmt.build import build_model
+from seqembed.nmt.counters import Counters
 from seqembed.nmt.cpu import allocator
-from seqembed.nmt.devices import cpu_info, resolve_precision
+from seqembed.nmt.devices import (
+    describe_device,
+    resolve_device,
+    resolve_precision,
+)
 from seqembed.nmt.memory import check_memory
 from seqembed.nmt.model import Seq2Seq
 from seqembed.nmt.pretrained import apply_pretrained
@@ -46,31 +51,6 @@ from seqembed.nmt.rng import restore_rng, rng_state, seed_rank
 from seqembed.nmt.steps import make_scheduler
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Counters:
-    """Where training is, saved in every checkpoint (as a dict: ``asdict``)."""
-
-    epoch: int = 1
-    position: int = 0  # batches of this epoch done
-    step: int = 0  # batches done in all (skipped ones too)
-    best: float | None = None  # the best validation BLEU (or loss) so far
-    bad_epochs: int = 0  # epochs since it was last bettered
-    elapsed_s: float = 0.0  # training time of earlier invocations
-    # this epoch's loss so far, so that a mid-epoch resume reports the same
-    # epoch loss as an uninterrupted run
-    epoch_loss_sum: float = 0.0
-    epoch_tokens: int = 0
-    skipped_steps: int = 0  # non-finite loss or gradient, in all
-    nonfinite_in_row: int = 0
-
-    @classmethod
-    def from_dict(cls, saved: dict) -> Counters:
-        """A checkpoint's counters; one from before a counter existed has
-        that counter's start value."""
-        names = {spec.name for spec in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in saved.items() if k in names})
 
 
 @dataclass
@@ -94,6 +74,8 @@ class Session:
     scheduler: object
     counters: Counters
     last_saved: str | None = None  # "last.pt (epoch 3, batch 40)", for messages
+    device: torch.device = torch.device("cpu")  # the model's and the batches'
+    scaler: torch.amp.GradScaler | None = None  # fp16 on a GPU only
 
     def checkpoint_state(self, elapsed_s: float) -> dict:
         """Every rank calls it (it gathers the RNG states); rank 0 saves it."""
@@ -112,6 +94,8 @@ class Session:
             "counters": dataclasses.asdict(replace(self.counters, elapsed_s=elapsed_s)),
             "rng": rng_state(),
         }
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
         if distributed.world_size() > 1:  # each rank's, for a bitwise resume
             state["rng_ranks"] = every_rank
         return state
@@ -124,28 +108,31 @@ def start_session(
     resume: bool,
     user_dict: str | None,
     heldout: dict[str, list[Pair]] | None = None,
+    device: torch.device | None = None,
 ) -> Session:
     """Split and tokenise the data, build vocabularies, model and optimiser;
     with ``resume``, restore all of them from ``run_dir``'s newest checkpoint.
-    ``user_dict`` is the dictionary's text; None reads ``data.user_dict``."""
+    ``user_dict`` is the dictionary's text; None reads ``data.user_dict``.
+    ``device``: where to train (None: ``train.device`` resolved here)."""
+    if device is None:
+        device = resolve_device(config.train.device, "train.device")
+    log.info("device %s", describe_device(device))
     checkpoint, path = load_for_resume(run_dir) if resume else (None, None)
-    config, user_dict = _settings(config, user_dict, checkpoint, run_dir)
+    config, user_dict = _settings(config, user_dict, checkpoint, run_dir, device)
     if checkpoint is None:
         # from_main: the other ranks wait until the files are written
         distributed.from_main(lambda: split_corpus(pairs, config, run_dir, heldout))
     if distributed.is_main():
         save_config(config, run_dir / "config.yaml")
-    torch.manual_seed(config.train.seed)
-    random.seed(config.train.seed)
-    if config.train.threads > 0:
-        torch.set_num_threads(config.train.threads)
-    allocator.keep_freed_memory()
+    _process_settings(config, device)
     subwords = _subword_models(config, user_dict, run_dir, checkpoint)
     data = _training_data(config, run_dir, user_dict, subwords, checkpoint)
     stand_in = data.pop("train_as_valid")
-    model = _model(config, data["src_vocab"], data["tgt_vocab"], run_dir, checkpoint)
+    vocabs = data["src_vocab"], data["tgt_vocab"]
+    model = _model(config, *vocabs, run_dir, checkpoint, device)
     # fused: one kernel per parameter instead of ~10 elementwise passes;
-    # 8% more training tokens/s on the CPU (bench/speed.py).
+    # 8% more training tokens/s on the CPU (bench/speed.py). On a GPU it
+    # also skips a non-finite step on the device (steps.device_step).
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)
     session = Session(
         config=config,
@@ -154,31 +141,54 @@ def start_session(
         subwords=subwords,
         **data,
         model=model,
-        initial_embeddings={
-            kind: weight.detach().clone()
+        initial_embeddings={  # on the CPU: the analysis reads them there
+            kind: weight.detach().to("cpu", copy=True)
             for kind, weight in model.embedding_tables().items()
         },
         optimizer=optimizer,
         scheduler=make_scheduler(optimizer, config),
         counters=Counters(),
+        device=device,
+        scaler=_scaler(config),
     )
     if checkpoint is not None:
         _restore(session, checkpoint, path)
     if stand_in:
         _without_validation(config, len(session.valid.pairs))
-    log.info("CPU: %s", cpu_info().describe())
     log.info(
         "model: %d parameters; vocab src %d, tgt %d; train %d pairs",
-        sum(p.numel() for p in model.parameters()),
-        len(session.src_vocab),
-        len(session.tgt_vocab),
-        len(session.train_src),
-    )
+        sum(p.numel() for p in model.parameters()), len(session.src_vocab),
+        len(session.tgt_vocab), len(session.train_src),
+    )  # fmt: skip
     return session
 
 
+def _scaler(config: Config) -> torch.amp.GradScaler | None:
+    """fp16's gradient scaler (fp16 gradients underflow unscaled; bf16 has
+    fp32's range and needs none)."""
+    if config.train.precision != "fp16":
+        return None
+    return torch.amp.GradScaler("cuda")
+
+
+def _process_settings(config: Config, device: torch.device) -> None:
+    """The seeds, threads and (on the CPU) the allocator: settings of this
+    process, made before the model is built (``train.deterministic``:
+    ``train`` sets it while it runs)."""
+    torch.manual_seed(config.train.seed)
+    random.seed(config.train.seed)
+    if config.train.threads > 0:
+        torch.set_num_threads(config.train.threads)
+    if device.type == "cpu":
+        allocator.keep_freed_memory()
+
+
 def _settings(
-    config: Config, user_dict: str | None, checkpoint: dict | None, run_dir: Path
+    config: Config,
+    user_dict: str | None,
+    checkpoint: dict | None,
+    run_dir: Path,
+    device: torch.device,
 ) -> tuple[Config, str | None]:
     """The config and user dictionary the run trains with: a resumed run's
     own (``resume_config``: the one rule), else as given, the dictionary
@@ -193,7 +203,7 @@ def _settings(
         validate(config)
         if user_dict is None and config.data.user_dict:
             user_dict = read_user_dict(config.data.user_dict)
-    precision = resolve_precision(config.train.precision, "train.precision")
+    precision = resolve_precision(config.train.precision, "train.precision", device)
     return replace(config, train=replace(config.train, precision=precision)), user_dict
 
 
@@ -314,11 +324,13 @@ def _model(
     tgt_vocab: Vocab,
     run_dir: Path,
     checkpoint: dict | None,
+    device: torch.device,
 ) -> Seq2Seq:
-    """The model, its tables from pretrained vectors where asked; on resume
-    the checkpoint holds them and only freezing is set again."""
-    check_memory(config, len(src_vocab), len(tgt_vocab))
-    model = build_model(config.model, len(src_vocab), len(tgt_vocab))
+    """The model on ``device``, its tables from pretrained vectors where
+    asked; on resume the checkpoint holds them and only freezing is set again."""
+    if device.type == "cpu":  # host memory; a GPU reports its own lack
+        check_memory(config, len(src_vocab), len(tgt_vocab))
+    model = build_model(config.model, len(src_vocab), len(tgt_vocab), device)
     resume = checkpoint is not None
     apply_pretrained(model, src_vocab, tgt_vocab, config, run_dir, resume=resume)
     if distributed.rank() > 0:  # the same initial model, its own dropout masks
@@ -333,6 +345,8 @@ def _restore(session: Session, checkpoint: dict, path: Path) -> None:
     session.optimizer.load_state_dict(checkpoint["optimizer"])
     if session.scheduler is not None and checkpoint.get("scheduler"):
         session.scheduler.load_state_dict(checkpoint["scheduler"])
+    if session.scaler is not None and checkpoint.get("scaler"):
+        session.scaler.load_state_dict(checkpoint["scaler"])
     counters = session.counters = Counters.from_dict(checkpoint["counters"])
     restore_rng(checkpoint)
     session.last_saved = (

@@ -13,6 +13,7 @@ from seqembed.data.batches import Batch, collate, epoch_batches
 from seqembed.data.vocab import PAD
 from seqembed.errors import InputError
 from seqembed.nmt import distributed
+from seqembed.nmt.devices import autocast_dtype
 from seqembed.nmt.model import Seq2Seq
 
 
@@ -34,34 +35,90 @@ def train_step(
     config: Config,
     n_tokens: int | None = None,
     weight: float = 1.0,
-) -> tuple[float, str | None]:
+    scaler=None,
+):
     """One optimiser step. Returns (loss, None), or (loss, problem) when the
     loss or the gradient norm is not finite: then the step is skipped and the
     model and the optimiser's state are exactly as they were.
 
-    Distributed, ``batch`` is this rank's share of a global batch of
-    ``n_tokens`` target tokens, ``model`` is wrapped in DistributedDataParallel,
+    ``batch`` is a Batch, or a list of (Batch, weight) whose gradients are
+    summed into the one step (``train.accumulate``); ``n_tokens`` is then
+    the target tokens of all of them. Distributed, a batch is this rank's
+    share of a global batch, ``model`` is wrapped in DistributedDataParallel,
     and ``weight`` 0 marks a stand-in for an empty share. The loss returned,
-    and whether the step is skipped, are the same on every rank."""
+    and whether the step is skipped, are the same on every rank.
+
+    Off the CPU (``device_step``) nothing waits for the device: the loss is
+    a tensor there, and the problem a tensor that is True for a skipped step.
+    """
+    parts = batch if isinstance(batch, list) else [(batch, weight)]
+    if parts[0][0].src.device.type != "cpu":
+        return device_step(model, parts, optimizer, criterion, config, n_tokens, scaler)
     optimizer.zero_grad(set_to_none=True)
-    n_tokens = n_tokens or batch.n_tgt_tokens
+    n_tokens = n_tokens or sum(part.n_tgt_tokens for part, _ in parts)
     ranks = distributed.world_size()
     bf16 = config.train.precision == "bf16"
-    with torch.autocast(batch.src.device.type, torch.bfloat16, enabled=bf16):
-        loss_sum = run_batch(model, batch, criterion, config.train.teacher_forcing)
-    # The mean over the global batch's real target tokens. DDP averages the
-    # gradients over ranks, i.e. divides their sum by `ranks`; the factor
-    # `ranks` undoes that, so the gradient is that of sum(all ranks' token
-    # losses) / n_tokens: 2 processes with B/2 pairs each step like 1 with B.
-    loss = loss_sum * (weight * ranks) / n_tokens
-    value = float(distributed.all_reduce_sum(loss.detach())) / ranks
-    if not math.isfinite(value):
-        return value, f"loss {value}"
-    loss.backward()  # DDP: the gradient all-reduce happens here
+    value = 0.0
+    for part, part_weight in parts:
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            loss_sum = run_batch(model, part, criterion, config.train.teacher_forcing)
+        # The mean over the global batch's real target tokens. DDP averages the
+        # gradients over ranks, i.e. divides their sum by `ranks`; the factor
+        # `ranks` undoes that, so the gradient is that of sum(all ranks' token
+        # losses) / n_tokens: 2 processes with B/2 pairs each step like 1 with B.
+        loss = loss_sum * (part_weight * ranks) / n_tokens
+        value += float(distributed.all_reduce_sum(loss.detach())) / ranks
+        if not math.isfinite(value):
+            optimizer.zero_grad(set_to_none=True)
+            return value, f"loss {value}"
+        loss.backward()  # DDP: the gradient all-reduce happens here
     norm = clip_gradients(model, config.train.clip_norm)
     if not math.isfinite(norm):
         optimizer.zero_grad(set_to_none=True)
         return value, f"gradient norm {norm}"
+    _optimizer_step(optimizer, config)
+    return value, None
+
+
+def device_step(model, parts, optimizer, criterion, config, n_tokens, scaler):
+    """``train_step`` on a GPU: autocast in bf16 or fp16 (``scaler``, a
+    GradScaler, for fp16), and no host synchronisation. The fused Adam skips
+    a step whose ``found_inf`` is set on the device, so the skip needs no
+    ``.item()``; the caller reads the loss and the skips at log intervals."""
+    optimizer.zero_grad(set_to_none=True)
+    device = parts[0][0].src.device
+    if n_tokens is None:
+        n_tokens = sum(part.n_tgt_tokens for part, _ in parts)
+    ranks = distributed.world_size()
+    dtype = autocast_dtype(config.train.precision)
+    value = torch.zeros((), device=device)
+    for part, part_weight in parts:
+        with torch.autocast(device.type, dtype or torch.float32, enabled=bool(dtype)):
+            loss_sum = run_batch(model, part, criterion, config.train.teacher_forcing)
+        loss = loss_sum * (part_weight * ranks) / n_tokens
+        value += distributed.all_reduce_sum(loss.detach()) / ranks
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    parameters = [p for p in model.parameters() if p.grad is not None]
+    norm = nn.utils.get_total_norm([p.grad for p in parameters])
+    # clip_grad_norm_'s factor, applied always: a branch on it would wait
+    nn.utils.clip_grads_with_norm_(parameters, config.train.clip_norm, norm)
+    skipped = ~torch.isfinite(value)
+    if scaler is not None:  # an fp16 overflow is the scaler's to handle
+        scaler.step(optimizer)
+        scaler.update()
+        return value, skipped
+    skipped = skipped | ~torch.isfinite(norm)
+    optimizer.grad_scale, optimizer.found_inf = None, skipped.float()
+    try:
+        _optimizer_step(optimizer, config)
+    finally:
+        del optimizer.grad_scale, optimizer.found_inf
+    return value, skipped
+
+
+def _optimizer_step(optimizer, config: Config) -> None:
     try:
         optimizer.step()
     except RuntimeError as error:  # lr 1e38: Adam's step size overflows float32
@@ -69,7 +126,6 @@ def train_step(
             f"the optimiser step failed ({str(error).splitlines()[0]}); "
             f"is train.lr ({config.train.lr:g}) far too large?"
         ) from error
-    return value, None
 
 
 def clip_gradients(model: nn.Module, max_norm: float) -> float:
@@ -97,12 +153,16 @@ def validation_loss(model, src_ids, tgt_ids, batch_size: int) -> float:
     model.eval()
     criterion = nn.CrossEntropyLoss(ignore_index=PAD, reduction="sum")
     lengths = [len(x) for x in src_ids]
-    total, tokens = 0.0, 0
+    device = next(model.parameters()).device
+    losses, tokens = [], 0
     for index in epoch_batches(lengths, lengths, batch_size, 0, 0, shuffle=False):
         batch = collate([src_ids[i] for i in index], [tgt_ids[i] for i in index])
-        total += float(run_batch(model, batch, criterion, 1.0))
+        losses.append(run_batch(model, batch.to(device), criterion, 1.0))
         tokens += batch.n_tgt_tokens
     model.train()
+    # read once at the end (a GPU is not waited for per batch), summed in
+    # float64 in batch order as ever
+    total = sum(torch.stack(losses).tolist()) if losses else 0.0
     return total / max(tokens, 1)
 
 

@@ -22,13 +22,15 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+import torch
+
 from seqembed.config import Config, TrainConfig
-from seqembed.data.batches import collate, epoch_batches, rank_share, target_tokens
+from seqembed.data.batches import epoch_batches
 from seqembed.data.corpus import Corpus, Pair
-from seqembed.errors import InputError
 from seqembed.nmt import distributed
-from seqembed.nmt.checkpoint import save_checkpoint
+from seqembed.nmt.devices import deterministic_algorithms, resolve_device
 from seqembed.nmt.evaluation import Translator, score
+from seqembed.nmt.loop import global_step, run_batches, save_last
 from seqembed.nmt.metrics_log import MetricsLog
 from seqembed.nmt.session import Counters, Session, start_session
 from seqembed.nmt.steps import (
@@ -169,62 +171,6 @@ def epoch_metrics(
     return metrics
 
 
-def save_last(session: Session, elapsed: float, best: bool = False) -> None:
-    """``last.pt`` (the older ones shifted down), and ``best.pt`` if asked.
-    Every rank calls it; rank 0 writes, and the others wait until it has."""
-    state = session.checkpoint_state(elapsed)
-    run_dir, counters = session.run_dir, session.counters
-    if distributed.is_main():
-        keep = session.config.train.keep_last
-        save_checkpoint(state, run_dir / "last.pt", keep=keep)
-        if best:
-            save_checkpoint(state, run_dir / "best.pt")
-    distributed.barrier()
-    session.last_saved = f"last.pt (epoch {counters.epoch}, batch {counters.position})"
-
-
-def global_step(
-    session: Session, model, index: list[int], criterion
-) -> tuple[float, str | None, int]:
-    """``train_step`` on one global batch (``index``), of which this rank
-    trains on its share. Returns the loss over the whole global batch, the
-    problem if the step was skipped, and the global batch's target tokens."""
-    share = rank_share(index, distributed.rank(), distributed.world_size())
-    # A batch with fewer pairs than ranks: a rank with none still has to take
-    # part in the gradient all-reduce, so it runs one pair that counts for 0.
-    weight = 1.0 if share else 0.0
-    share = share or index[:1]
-    batch = collate(
-        [session.train_src[i] for i in share], [session.train_tgt[i] for i in share]
-    )
-    n_tokens = target_tokens(session.train_tgt, index)
-    loss, problem = train_step(
-        model, batch, session.optimizer, criterion, session.config, n_tokens, weight
-    )
-    return loss, problem, n_tokens
-
-
-def skip_step(session: Session, problem: str) -> None:
-    """Count a skipped non-finite step; too many in a row end training."""
-    counters, limit = session.counters, session.config.train.max_nonfinite_steps
-    counters.skipped_steps += 1
-    counters.nonfinite_in_row += 1
-    where = f"epoch {counters.epoch}, batch {counters.position}"
-    log.warning(
-        "%s: %s; step skipped, model unchanged (%d in a row, limit %d)",
-        where, problem, counters.nonfinite_in_row, limit,
-    )  # fmt: skip
-    if counters.nonfinite_in_row >= limit:
-        saved = session.last_saved
-        kept = f"{saved} is intact" if saved else "no checkpoint had been saved"
-        raise InputError(
-            f"training stopped: {limit} steps in a row had a non-finite loss or "
-            f"gradient (last at {where}: {problem}); {kept}. Lower train.lr "
-            f"(now {session.config.train.lr:g}) or check the data",
-            session.run_dir,
-        )
-
-
 # ---------------------------------------------------------------- the loop
 
 
@@ -247,12 +193,22 @@ def train(
     ``stop_requested`` is asked after every batch (the CLI answers True after
     Ctrl-C): then ``last.pt`` is saved at that batch, and training returns.
     A batch with a non-finite loss or gradient is skipped; too many in a row
-    (``skip_step``) raise an ``InputError``, the checkpoints left intact."""
-    distributed.init()
+    (``skip_step``) raise an ``InputError``, the checkpoints left intact.
+
+    ``train.deterministic`` holds while it runs (``devices.deterministic_
+    algorithms``); the process's own settings are put back after."""
+    with deterministic_algorithms(config.train.deterministic):
+        return _train(config, run_dir, pairs, resume, user_dict, reporter,
+                      heldout, stop_requested)  # fmt: skip
+
+
+def _train(config, run_dir, pairs, resume, user_dict, reporter, heldout,
+           stop_requested) -> TrainResult:  # fmt: skip
+    """``train``'s loop."""
+    run_dir, started, device = Path(run_dir), time.monotonic(), training_device(config)
     main = distributed.is_main()
     reporter = (reporter or LogReporter()) if main else SilentReporter()
-    run_dir, started = Path(run_dir), time.monotonic()
-    session = start_session(config, run_dir, pairs, resume, user_dict, heldout)
+    session = start_session(config, run_dir, pairs, resume, user_dict, heldout, device)
     config, counters = session.config, session.counters
     clock = Clock(started, counters.elapsed_s, config.train.max_minutes)
     stepper = distributed.wrap(session.model)  # DistributedDataParallel, torchrun
@@ -262,10 +218,7 @@ def train(
     while counters.epoch <= config.train.epochs and stopped_because is None:
         # -- one epoch of batches, in an order fixed by (seed, epoch)
         epoch = counters.epoch
-        batches = epoch_batches(
-            session.train_src.lengths, session.train_tgt.lengths,
-            config.train.batch_size, config.train.seed, epoch,
-        )  # fmt: skip
+        batches = epoch_order(session, epoch)
         run = run_batches(session, stepper, criterion, batches, reporter, clock,
                           stop_requested)  # fmt: skip
         if run.stop:  # save exactly where we are; resume goes on from here
@@ -290,6 +243,27 @@ def train(
                        interrupted=stopped_because == INTERRUPTED)  # fmt: skip
 
 
+def epoch_order(session: Session, epoch: int):
+    """The epoch's batches (``data.batches.epoch_batches``): of
+    ``train.batch_size`` pairs, or of ``train.batch_tokens`` target tokens."""
+    train_cfg = session.config.train
+    return epoch_batches(
+        session.train_src.lengths, session.train_tgt.lengths,
+        train_cfg.batch_size, train_cfg.seed, epoch,
+        batch_tokens=train_cfg.batch_tokens,
+    )  # fmt: skip
+
+
+def training_device(config: Config) -> torch.device:
+    """``train.device`` on this machine; distributed, the process group is
+    started here (NCCL and one GPU a process, by LOCAL_RANK, on CUDA)."""
+    device = resolve_device(config.train.device, "train.device")
+    distributed.init(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 @dataclass
 class Clock:
     """Training time: ``elapsed`` over all invocations of a run (for the
@@ -306,48 +280,6 @@ class Clock:
     def out_of_time(self) -> bool:
         budget_s = self.max_minutes * 60 if self.max_minutes else math.inf
         return time.monotonic() - self.started >= budget_s
-
-
-@dataclass
-class EpochRun:
-    stop: bool  # a stop was requested: the epoch is cut short
-    out_of_time: bool
-    tokens_per_s: float  # target tokens a second
-
-
-def run_batches(
-    session: Session, stepper, criterion, batches, reporter, clock: Clock,
-    stop_requested: Callable[[], bool],
-) -> EpochRun:  # fmt: skip
-    """The epoch's batches from ``counters.position`` on, up to its end, a
-    stop request or the time budget (decided by all ranks together); a
-    mid-epoch ``last.pt`` every ``train.checkpoint_every_steps`` steps."""
-    counters, train_cfg = session.counters, session.config.train
-    stepper.train()  # dropout on; validation switches it off and back
-    reporter.epoch_start(
-        counters.epoch, train_cfg.epochs, len(batches), counters.position
-    )
-    tokens, tick = 0, time.monotonic()
-    stop, out_of_time = distributed.any_rank(stop_requested(), False)
-    while counters.position < len(batches) and not (stop or out_of_time):
-        index = batches[counters.position]
-        loss, problem, n_tokens = global_step(session, stepper, index, criterion)
-        counters.position += 1
-        counters.step += 1
-        if problem:
-            skip_step(session, problem)
-        else:
-            counters.nonfinite_in_row = 0
-            counters.epoch_loss_sum += loss * n_tokens
-            counters.epoch_tokens += n_tokens
-            tokens += n_tokens
-        reporter.step(loss, tokens / max(time.monotonic() - tick, 1e-9))
-        stop, out_of_time = distributed.any_rank(stop_requested(), clock.out_of_time())
-        every = train_cfg.checkpoint_every_steps
-        if every and counters.step % every == 0 and not (stop or out_of_time):
-            if counters.position < len(batches):  # the epoch end saves
-                save_last(session, clock.elapsed())
-    return EpochRun(stop, out_of_time, tokens / max(time.monotonic() - tick, 1e-9))
 
 
 def end_epoch(session: Session, metrics: dict, complete: bool, records) -> bool:

@@ -35,7 +35,7 @@ def test_an_unreadable_run_is_one_line_at_start_up(tmp_path, builtin_run):
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--device", "cuda"], ["--device cuda", "auto or cpu"]),
+        (["--device", "cuda"], ["--device cuda: no CUDA device here", "--device cpu"]),
         (["--set", "serve.max_btach=4"], ["unknown key 'serve.max_btach'"]),
         (["--set", "serve.max_batch=0"], ["serve.max_batch must be in 1..4096"]),
         (["--set", "serve.timeout_s=soon"], ["serve.timeout_s must be a number"]),

@@ -69,6 +69,7 @@ from seqembed.data.batches import pad
 from seqembed.data.vocab import PAD, SPECIALS
 from seqembed.errors import InputError
 from seqembed.nmt.checkpoint import load_tables, restore_model
+from seqembed.nmt.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class ContextualStates:
         n_contexts: int = 3,
         batch_size: int = 64,
         random_state: int = 0,
+        device: str = "cpu",
     ):
         self.max_occurrences = max_occurrences
         self.n_baseline = n_baseline
@@ -126,6 +128,7 @@ class ContextualStates:
         self.n_contexts = n_contexts
         self.batch_size = batch_size
         self.random_state = random_state
+        self.device = device
 
     # ------------------------------------------------------------ fit
 
@@ -138,7 +141,9 @@ class ContextualStates:
         sentences (a SegmentedSentences, or plain token lists)."""
         if not isinstance(sentences, SegmentedSentences):
             sentences = SegmentedSentences.from_tokens(sentences)
-        model, config, src_vocab, _ = restore_model(state)
+        model, config, src_vocab, _ = restore_model(
+            state, resolve_device(self.device, "--device")
+        )
         self.model_ = model.eval()
         self.vocab_ = src_vocab
         self.sentences_ = sentences
@@ -209,8 +214,10 @@ class ContextualStates:
             lengths = torch.tensor([len(self.ids_[row]) for row in batch_rows])
             # The same memory as Seq2Seq.encode(...).memory, without the
             # attention keys nobody reads here.
-            memory, _ = self.model_.encoder(src, lengths)  # (B, S, hidden)
-            yield batch_rows, src, memory
+            # (lengths stay on the CPU: packing reads them there)
+            device = self.model_.encoder.embedding.weight.device
+            memory, _ = self.model_.encoder(src.to(device), lengths)
+            yield batch_rows, src, memory.float().cpu()  # (B, S, hidden)
 
     # ------------------------------------------------------------ per word
 

@@ -231,9 +231,9 @@ def _contextual(run_dir: Path, state: dict, settings: AnalysisSettings) -> dict:
     from seqembed.analysis.contextual import ContextualStates
     from seqembed.analysis.words import training_sentences
 
-    states = ContextualStates(random_state=settings.random_state).fit(
-        state, training_sentences(run_dir, state)
-    )
+    states = ContextualStates(
+        random_state=settings.random_state, device=settings.device
+    ).fit(state, training_sentences(run_dir, state))
     words = list(settings.context_words or states.default_words(n=5))
     return {"summary": states.summary(), "words": states.report(words)}
 

@@ -50,6 +50,10 @@ class AnalysisSettings:
     # Which checkpoint a run directory stands for: best.pt (else last.pt) or
     # last.pt (nmt.checkpoint.resolve_checkpoint).
     checkpoint: str = "best"
+    # Where the encoder computes the contextual states ("auto", "cpu",
+    # "cuda", "cuda:N", "mps"; nmt.devices.resolve_device checks it where it
+    # is used). The tables themselves are analysed on the CPU either way.
+    device: str = "cpu"
 
     def __post_init__(self):
         # Sequences as tuples, whatever the caller gave (a list from YAML).

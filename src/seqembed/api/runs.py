@@ -172,24 +172,15 @@ def load_run(
     """Load a run: a run folder or a checkpoint file. ``checkpoint``: which
     file of a folder, "best" (its ``best.pt``, else ``last.pt``) or "last"
     (its ``last.pt``); a file stands for itself. ``device``: where the
-    model translates (default "cpu"; "cuda", "cuda:1", ... where torch has
-    that device). ``decode_settings`` override the run's ``decode`` section
-    (e.g. ``precision="bf16"``, ``beam_size=5``).
+    model translates: "auto" (CUDA, else Apple's MPS, else the CPU), "cpu",
+    "cuda", "cuda:N", "mps"; None: the run's ``decode.device``. A device
+    this machine lacks is an InputError. ``decode_settings`` override the
+    run's ``decode`` section (e.g. ``precision="bf16"``, ``beam_size=5``).
     Loading refuses checkpoints that would run code."""
-    import torch
-
     file = resolve_checkpoint(Path(path), checkpoint)
     report(progress, Progress("load", 0, 1, f"reading {file}"))
     state = load_checkpoint(file)
-    translator = Translator.from_state(state, **_known(decode_settings))
-    if device is not None:
-        try:
-            target = torch.device(device)
-            torch.empty(0, device=target)  # raises where there is no such device
-        except (RuntimeError, AssertionError) as error:
-            first = str(error).strip().splitlines()[0] if str(error) else ""
-            raise InputError(f"device {device!r} is not usable here: {first}") from None
-        translator.to(target)
+    translator = Translator.from_state(state, device, **_known(decode_settings))
     report(progress, Progress("load", 1, 1, f"loaded {file}"))
     return Run(file, state, translator)
 

@@ -15,6 +15,7 @@ from seqembed.cli.options import (
     SIDES,
     add_checkpoint,
     add_command,
+    add_device,
     add_force,
     add_min_freq,
     add_out_dir,
@@ -49,6 +50,7 @@ def register(commands) -> None:
     )
     analyze.add_argument("runs", nargs="+", metavar="RUN", help="run directory")
     add_checkpoint(analyze)
+    add_device(analyze, what="computes the contextual states")
     _add_word_options(analyze)
     _add_test_options(analyze)
     _add_part_options(analyze)
@@ -88,6 +90,7 @@ def _register_neighbours(commands) -> None:
         "words", nargs="+", metavar="WORD", help="words to list neighbours of"
     )
     add_checkpoint(neighbours)
+    add_device(neighbours, what="is loaded")
     neighbours.add_argument(
         "-k",
         type=int,
@@ -255,6 +258,7 @@ def settings_from_args(args) -> AnalysisSettings:
         random_state=args.seed,
         aggregate_words=args.aggregate_words,
         checkpoint=args.checkpoint,
+        device=args.device or "auto",
     )
 
 
@@ -314,7 +318,7 @@ def cmd_neighbours(args) -> int:
     from seqembed.analysis.trust import describe
     from seqembed.api.runs import load_run
 
-    run = load_run(args.run, args.checkpoint)
+    run = load_run(args.run, args.checkpoint, args.device)
     tables = run.tables(specials=True)
     # Every word first: a mistake about one is a one-line error, before any
     # output.

@@ -146,6 +146,19 @@ def add_checkpoint(parser) -> None:
     )
 
 
+def add_device(parser, default: str | None = None, what: str = "computes") -> None:
+    """--device: where the model computes (``nmt.devices.resolve_device``
+    checks it, so a device this machine lacks is one line)."""
+    fallback = f"default {default}" if default else "default: the run's setting, auto"
+    parser.add_argument(
+        "--device",
+        default=default,
+        metavar="DEVICE",
+        help=f"where the model {what}: auto (CUDA, else Apple's MPS, else the "
+        f"CPU), cpu, cuda, cuda:N or mps ({fallback})",
+    )
+
+
 def add_beam(parser) -> None:
     parser.add_argument(
         "--beam",

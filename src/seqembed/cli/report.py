@@ -8,6 +8,7 @@ from seqembed.cli.options import (
     SIDES,
     add_checkpoint,
     add_command,
+    add_device,
     add_min_freq,
     add_out_file,
     add_projection,
@@ -35,6 +36,7 @@ def register(commands) -> None:
     )
     add_run(report)
     add_checkpoint(report)
+    add_device(report, what="translates the sample sentences")
     add_out_file(report, "RUN/report.html, rewritten")
     add_side(report, "both", "; both: the two with a switch on the page")
     add_min_freq(report)
@@ -73,6 +75,7 @@ def cmd_report(args) -> int:
         n_samples=args.samples,
         random_state=args.seed,
         checkpoint=args.checkpoint,
+        device=args.device or "auto",
     )
     out = file_out(args, None)
     with progress(f"writing the report of {run}", args.quiet):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from seqembed.cli.options import add_checkpoint, add_command
+from seqembed.cli.options import add_checkpoint, add_command, add_device
 
 
 def register(commands) -> None:
@@ -45,9 +45,7 @@ def register(commands) -> None:
     serve.add_argument(
         "--port", type=int, default=8000, help="port (default 8000; 0: any free one)"
     )
-    serve.add_argument(
-        "--device", default="auto", help="auto or cpu (the server runs on the CPU)"
-    )
+    add_device(serve, "auto", "translates")
     serve.add_argument(
         "--cors",
         metavar="ORIGIN",

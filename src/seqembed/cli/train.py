@@ -17,7 +17,7 @@ import signal
 import time
 from pathlib import Path
 
-from seqembed.cli.options import add_command, add_out_dir, bounded, count
+from seqembed.cli.options import add_command, add_device, add_out_dir, bounded, count
 from seqembed.cli.terminal import print_sections, say
 from seqembed.errors import InputError
 
@@ -91,8 +91,9 @@ def _add_run_options(train) -> None:
         action=count(1),
         metavar="N",
         help="train with N processes on this machine (starts torchrun; "
-        "DistributedDataParallel, gloo)",
+        "DistributedDataParallel: gloo on the CPU, NCCL on GPUs, one per process)",
     )
+    add_device(train, what="trains (train.device)")
 
 
 def _add_data_options(train) -> None:
@@ -197,6 +198,8 @@ def _api_arguments(args) -> tuple[dict, dict]:
         settings["data.tgt_column"] = args.tgt_column
     if args.pretokenized:
         settings["data.src_segmentation"] = "pretokenized"
+    if args.device is not None:
+        settings["train.device"] = args.device
     return named, settings
 
 

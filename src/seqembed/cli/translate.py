@@ -13,6 +13,7 @@ from seqembed.cli.options import (
     add_beam,
     add_checkpoint,
     add_command,
+    add_device,
     add_force,
     add_precision,
     add_run,
@@ -41,6 +42,7 @@ def register(commands) -> None:
         "text", nargs="*", help="sentences (default: one per stdin line)"
     )
     add_checkpoint(translate)
+    add_device(translate, what="translates")
     add_beam(translate)
     add_precision(translate)
     translate.add_argument(
@@ -70,6 +72,7 @@ def _register_evaluate(commands) -> None:
         "test", help="TSV, by default target TAB source (Tatoeba layout)"
     )
     add_checkpoint(evaluate)
+    add_device(evaluate, what="translates")
     add_beam(evaluate)
     add_precision(evaluate)
     for side, default in (("src", 1), ("tgt", 0)):
@@ -106,7 +109,7 @@ def _load_run(args):
     from seqembed.api.runs import load_run
 
     settings = {"precision": args.precision} if args.precision else {}
-    return load_run(args.run, args.checkpoint, **settings)
+    return load_run(args.run, args.checkpoint, args.device, **settings)
 
 
 def cmd_translate(args) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from seqembed.cli.options import (
     add_checkpoint,
     add_command,
+    add_device,
     add_min_freq,
     add_out_file,
     add_projection,
@@ -38,7 +39,7 @@ def _run(args):
     written: a mistake found on the way stays a one-line error."""
     from seqembed.api.runs import load_run
 
-    return load_run(args.run, args.checkpoint)
+    return load_run(args.run, args.checkpoint, getattr(args, "device", None))
 
 
 def _output(args, run_dir: Path, stem: str, formats: tuple[str, ...]):
@@ -242,6 +243,7 @@ def register(commands) -> None:
     add_run(attention, "run directory or checkpoint")
     attention.add_argument("text", metavar="TEXT", help="a source sentence")
     add_checkpoint(attention)
+    add_device(attention, what="translates")
     attention.add_argument(
         "--format",
         choices=MAP_FORMATS[:3],

@@ -116,7 +116,6 @@ def start_session(
     ``device``: where to train (None: ``train.device`` resolved here)."""
     if device is None:
         device = resolve_device(config.train.device, "train.device")
-    log.info("device %s", describe_device(device))
     checkpoint, path = load_for_resume(run_dir) if resume else (None, None)
     config, user_dict = _settings(config, user_dict, checkpoint, run_dir, device)
     if checkpoint is None:
@@ -124,6 +123,7 @@ def start_session(
         distributed.from_main(lambda: split_corpus(pairs, config, run_dir, heldout))
     if distributed.is_main():
         save_config(config, run_dir / "config.yaml")
+    log.info("device %s", describe_device(device))  # after the corpus's errors
     _process_settings(config, device)
     subwords = _subword_models(config, user_dict, run_dir, checkpoint)
     data = _training_data(config, run_dir, user_dict, subwords, checkpoint)

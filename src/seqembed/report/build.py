@@ -50,6 +50,7 @@ class ReportSettings:
     n_samples: int = 8  # sample translations shown
     random_state: int = 0
     checkpoint: str = "best"  # a run directory's best.pt (else last.pt) or "last"
+    device: str = "cpu"  # where the sample translations are decoded
 
 
 def write_report(
@@ -85,7 +86,7 @@ def build_report(
         analysis, analysis_from = _analysis(run_dir, checkpoint)
     analysis_sections = _sections(analysis, run_dir, analysis_from)
     state = load_checkpoint(checkpoint)
-    translator = Translator.from_state(state)
+    translator = Translator.from_state(state, settings.device)
     metrics = read_metrics(run_dir)
     splits = read_splits(run_dir)
     log.info("translating %d test pairs", len(splits["test"]))

@@ -54,11 +54,14 @@ class Translated:
 class ServedModel:
     """One run loaded for serving: its translator, its embedding tables."""
 
-    def __init__(self, model_id: str, run_dir: Path, state: dict[str, Any]):
+    def __init__(
+        self, model_id: str, run_dir: Path, state: dict[str, Any], device: str = "cpu"
+    ):
         self.id = model_id
         self.run_dir = run_dir
         self._state = state
-        self.translator = Translator.from_state(state)
+        self.device = device
+        self.translator = Translator.from_state(state, device)
         self.config = self.translator.config
         trained, initial = load_tables(state), load_tables(state, initial=True)
         # Every word of each side's vocabulary (specials left out), with the
@@ -78,14 +81,15 @@ class ServedModel:
         self._word_reports: OrderedDict[str, dict] = OrderedDict()
 
     @classmethod
-    def load(cls, path: str | Path) -> ServedModel:
+    def load(cls, path: str | Path, device: str = "cpu") -> ServedModel:
         """A run directory (or a checkpoint file in one); its id is the
         folder's name. Anything unreadable is an ``InputError`` now."""
         path = Path(path)
         checkpoint = resolve_checkpoint(path)
         run_dir = checkpoint.parent
-        model = cls(run_dir.name, run_dir, load_checkpoint(checkpoint))
-        log.info("loaded %s from %s", model.id, checkpoint)
+        model = cls(run_dir.name, run_dir, load_checkpoint(checkpoint), device)
+        where = model.translator.device
+        log.info("loaded %s from %s on %s", model.id, checkpoint, where)
         return model
 
     # ------------------------------------------------------------ about
@@ -256,9 +260,9 @@ class ServedModel:
                     f"model {self.id}: no training sentences (data/train.tsv) to "
                     "measure contextual states on"
                 )
-            self._states = ContextualStates(max_occurrences=50, n_contexts=2).fit(
-                self._state, subset
-            )
+            self._states = ContextualStates(
+                max_occurrences=50, n_contexts=2, device=self.device
+            ).fit(self._state, subset)
         return self._states
 
     def _word_figures(self, word: str) -> dict[str, Any]:

@@ -32,8 +32,6 @@ from seqembed.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu")
-
 
 def serve(
     runs: list[str | Path],
@@ -53,7 +51,7 @@ def serve(
     from seqembed.serve.registry import Registry
 
     settings = settings or ServeSettings()
-    check_device(device)
+    check_device(device)  # before the port is bound
     if not is_loopback(host):
         log.warning(
             "binding %s: the server is reachable from other machines, and it "
@@ -62,7 +60,7 @@ def serve(
         )
     sock = bind(host, port)
     try:
-        models = load_models(runs, checkpoint)
+        models = load_models(runs, checkpoint, device)
         # What loading made (jieba's dictionary, vocabularies) lives as long
         # as the server: out of the collector's sight, so a full collection
         # does not walk a million objects while a request waits.
@@ -87,11 +85,10 @@ def serve(
 
 
 def check_device(device: str) -> None:
-    if device not in DEVICES:
-        raise InputError(
-            f"--device {device}: the server runs on the CPU for now "
-            f"(choose {' or '.join(DEVICES)})"
-        )
+    """A device this machine has, or the one-line error of ``--device``."""
+    from seqembed.nmt.devices import resolve_device
+
+    resolve_device(device, "--device")
 
 
 def is_loopback(host: str) -> bool:
@@ -128,10 +125,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def load_models(runs: list[str | Path], which: str = "best") -> list[ServedModel]:
-    """Every run (its ``which`` checkpoint), checked for a checkpoint and a
-    unique name before any is loaded, so a mistake in the last one costs no
-    loading time."""
+def load_models(
+    runs: list[str | Path], which: str = "best", device: str = "cpu"
+) -> list[ServedModel]:
+    """Every run (its ``which`` checkpoint, on ``device``), checked for a
+    checkpoint and a unique name before any is loaded, so a mistake in the
+    last one costs no loading time."""
     if not runs:
         raise InputError("give at least one run directory to serve")
     checkpoints: dict[str, Path] = {}
@@ -145,7 +144,7 @@ def load_models(runs: list[str | Path], which: str = "best") -> list[ServedModel
                 run,
             )
         checkpoints[name] = checkpoint
-    models = [ServedModel.load(checkpoint) for checkpoint in checkpoints.values()]
+    models = [ServedModel.load(path, device) for path in checkpoints.values()]
     for model in models:
         bleu = model.score_test_split()
         if bleu is not None:

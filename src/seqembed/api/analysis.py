@@ -149,6 +149,7 @@ def analyze(
     min_freq: int = 1,
     words: list[str] | None = None,
     progress: ProgressCallback | None = None,
+    settings: AnalysisSettings | None = None,
     **options: Any,
 ) -> AnalysisResult:
     """Analyse a run's embeddings, every figure beside its chance level.
@@ -162,7 +163,27 @@ def analyze(
     ``AnalysisSettings`` (``top_n``, ``alpha``, ``correction``,
     ``shaped_null_repeats``, ``alignment``, ``contextual``, ``movement``,
     ``random_state``, ...). ``progress`` hears each part as it starts.
+    ``settings``: a whole ``AnalysisSettings`` instead of the keywords (what
+    ``seqembed analyze`` builds from its flags).
     """
+    if settings is None:
+        settings = _keyword_settings(side, groups, pairs, min_freq, words, options)
+    elif options or groups or pairs or words:
+        raise InputError("analyze: give settings= or keyword options, not both")
+    checkpoint = run.checkpoint if isinstance(run, Run) else Path(run)
+    parts = [p for p in PARTS if p in settings.sides or getattr(settings, p, False)]
+
+    def tell(part: str) -> None:
+        done = parts.index(part) if part in parts else 0
+        report(progress, Progress("analysis", done, len(parts), f"analysing {part}"))
+
+    return AnalysisResult(analyze_run(checkpoint, settings, tell))
+
+
+def _keyword_settings(
+    side, groups, pairs, min_freq, words, options
+) -> AnalysisSettings:
+    """``analyze``'s keyword arguments as AnalysisSettings, each checked."""
     if side not in SIDE_CHOICES:
         raise InputError(f"side must be src, tgt or both, not {side!r}")
     known = set(setting_names())
@@ -172,7 +193,7 @@ def analyze(
                 f"analyze: unknown option {name!r} "
                 f"(known: {', '.join(sorted(known - {'sides'}))})"
             )
-    settings = AnalysisSettings(
+    return AnalysisSettings(
         sides=SIDE_CHOICES[side],
         min_freq=min_freq,
         words=tuple(words) if words else None,
@@ -180,14 +201,6 @@ def analyze(
         pairs=tuple(p if isinstance(p, tuple) else parse_pair(p) for p in pairs or ()),
         **options,
     )
-    checkpoint = run.checkpoint if isinstance(run, Run) else Path(run)
-    parts = [p for p in PARTS if p in settings.sides or getattr(settings, p, False)]
-
-    def tell(part: str) -> None:
-        done = parts.index(part) if part in parts else 0
-        report(progress, Progress("analysis", done, len(parts), f"analysing {part}"))
-
-    return AnalysisResult(analyze_run(checkpoint, settings, tell))
 
 
 def resolve_groups(

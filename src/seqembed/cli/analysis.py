@@ -263,8 +263,9 @@ def settings_from_args(args) -> AnalysisSettings:
 
 
 def cmd_analyze(args) -> int:
-    from seqembed.analysis.run import analyze_run, write_analysis
+    from seqembed.analysis.run import write_analysis
     from seqembed.analysis.text import sections
+    from seqembed.api.analysis import analyze
 
     if len(args.runs) > 1 and not args.stability:
         raise InputError("several runs need --stability")
@@ -274,8 +275,11 @@ def cmd_analyze(args) -> int:
     out = _analysis_folder(args)
     results = []
     for run in args.runs:
-        with progress(f"analysing {run}", args.quiet) as step:
-            results.append(analyze_run(Path(run), settings, progress=step))
+        with progress(str(run), args.quiet) as step:
+            told = analyze(
+                Path(run), settings=settings, progress=lambda p: step(p.message)
+            )
+            results.append(told.data)
     terminal = console()
     for result in results:  # which model each table below comes from
         terminal.print(f"checkpoint: {result['checkpoint_line']}", markup=False)

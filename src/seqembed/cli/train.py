@@ -262,13 +262,13 @@ def _train_seeds(args) -> int:
     OUT/seed-N; then the stability analysis across them in OUT/stability.
     With --resume the seeds that started go on and the rest train from the
     CORPUS, given again."""
-    from seqembed.analysis.run import analyze_run
     from seqembed.analysis.settings import AnalysisSettings
     from seqembed.analysis.stability import (
         stability_report,
         stability_sections,
         write_stability,
     )
+    from seqembed.api.analysis import analyze
     from seqembed.api.training import named_settings, refuse_a_used_out, resolve_config
     from seqembed.nmt.checkpoint import kept_checkpoints
 
@@ -292,7 +292,7 @@ def _train_seeds(args) -> int:
         if status:
             return status
     settings = AnalysisSettings()
-    results = [analyze_run(run, settings) for run in runs]
+    results = [analyze(run, settings=settings).data for run in runs]
     report = stability_report(runs, results, settings)
     json_path, _ = write_stability(report, out / "stability")
     print_sections(stability_sections(report))

@@ -206,7 +206,9 @@ def test_load_run_errors_are_one_line_input_errors(run, demo_run, tmp_path):
     on_cpu = seqembed.load_run(demo_run, device="cpu")
     assert on_cpu.translate("我爱你。") == run.translate("我爱你。")
     if not torch.cuda.is_available():
-        with pytest.raises(seqembed.InputError, match="--device cuda: no CUDA device here"):
+        with pytest.raises(
+            seqembed.InputError, match="--device cuda: no CUDA device here"
+        ):
             seqembed.load_run(demo_run, device="cuda")
     events = []
     seqembed.load_run(demo_run, progress=events.append)

@@ -351,7 +351,7 @@ def test_progress_shows_on_a_terminal_only(seed_run, tmp_path):
                "--shaped-repeats", "0", "--out-dir"]  # fmt: skip
     status, shown = _on_a_terminal(*analyse, tmp_path / "x")
     assert status == 0, shown
-    assert f"analysing {seed_run}: src" in shown  # the part under way
+    assert f"{seed_run}: analysing src" in shown  # the part under way
     quiet_status, quiet = _on_a_terminal(*analyse, tmp_path / "y", "--quiet")
     assert quiet_status == 0 and "analysing" not in quiet
 

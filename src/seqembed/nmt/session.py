@@ -204,6 +204,10 @@ def _settings(
         if user_dict is None and config.data.user_dict:
             user_dict = read_user_dict(config.data.user_dict)
     precision = resolve_precision(config.train.precision, "train.precision", device)
+    # Decoding's device and precision serve only at the end (the test split):
+    # checked now, so that a run never trains only to fail there.
+    decode_device = resolve_device(config.decode.device, "decode.device")
+    resolve_precision(config.decode.precision, "decode.precision", decode_device)
     return replace(config, train=replace(config.train, precision=precision)), user_dict
 
 

@@ -9,7 +9,8 @@ never an HTML page or a traceback::
     405  a route asked with the wrong method
     413  a body over serve.max_body
     422  a field of the wrong type or out of its range
-    503  no answer within serve.timeout_s (the worker keeps serving)
+    503  no answer within serve.timeout_s (the worker keeps serving), or
+         more than serve.max_queue sentences already waiting (Retry-After)
     500  a bug: logged with its traceback on the server, one line here
 """
 
@@ -25,7 +26,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from seqembed.errors import InputError
-from seqembed.serve.workers import RequestTimeout
+from seqembed.serve.workers import Busy, ModelError, RequestTimeout
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestTimeout)
     async def timeout(request: Request, error: RequestTimeout):
         return error_response(503, str(error))
+
+    @app.exception_handler(ModelError)
+    async def model_error(request: Request, error: ModelError):
+        # Logged with its traceback in the model's process.
+        return error_response(500, str(error))
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, error: Busy):
+        answer = error_response(503, str(error))
+        answer.headers["retry-after"] = "1"
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError):

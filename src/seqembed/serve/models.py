@@ -7,8 +7,10 @@ built on ``nmt.evaluation.Translator``, ``nmt.checkpoint.load_tables`` and
 ``analysis.contextual``; when the library API (``seqembed.load_run``) lands,
 this module is what changes, and nothing above it.
 
-A ``ServedModel`` is not thread-safe: its worker (``serve.workers``) is the
-only thread that calls the methods that run the model.
+A ``ServedModel`` is not thread-safe. The server loads each run twice: the
+copy in the model's own process (``serve.model_process``) is the only one
+that translates, attends and encodes; the copy beside the event loop
+answers table queries (neighbours, maps) and ``info``.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class ServedModel:
     ):
         self.id = model_id
         self.run_dir = run_dir
+        self.checkpoint: Path | None = None  # the file, when load() read one
         self._state = state
         self.device = device
         self.translator = Translator.from_state(state, device)
@@ -88,6 +91,7 @@ class ServedModel:
         checkpoint = resolve_checkpoint(path)
         run_dir = checkpoint.parent
         model = cls(run_dir.name, run_dir, load_checkpoint(checkpoint), device)
+        model.checkpoint = checkpoint
         where = model.translator.device
         log.info("loaded %s from %s on %s", model.id, checkpoint, where)
         return model

@@ -42,13 +42,30 @@ class Registry:
     pictures: dict[tuple, concurrent.futures.Future] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, models: list[ServedModel], settings: ServeSettings) -> Registry:
+    def start(
+        cls, models: list[ServedModel], settings: ServeSettings, device: str = "cpu"
+    ) -> Registry:
+        """A worker process per model, started together and waited for:
+        each loads its run on ``device`` and scores its test split."""
         registry = cls(settings)
         for model in models:
-            worker = ModelWorker(model, settings.max_batch, settings.max_wait_ms)
+            worker = ModelWorker(
+                model,
+                settings.max_batch,
+                settings.max_wait_ms,
+                settings.max_gather,
+                settings.max_queue,
+                device,
+            )
             registry.entries[model.id] = Entry(
                 model, worker.start(), explore.Spaces(model)
             )
+        try:
+            for entry in registry.entries.values():
+                entry.worker.wait_ready()
+        except BaseException:
+            registry.stop()
+            raise
         return registry
 
     def stop(self) -> None:
@@ -96,8 +113,10 @@ class Registry:
             ) from None
 
 
-def registry(request: Request) -> Registry:
-    """The app's registry (a FastAPI dependency)."""
+async def registry(request: Request) -> Registry:
+    """The app's registry (a FastAPI dependency). Async on purpose: FastAPI
+    runs a plain ``def`` dependency on its thread pool, a thread hop (and a
+    turn of the GIL) for every request."""
     return request.app.state.registry
 
 

@@ -5,8 +5,8 @@ told the server is up::
 
     bind the port       taken or not allowed: an InputError, nothing loaded
     load every run      unreadable: an InputError naming it
-    score test splits   the BLEU that GET /models reports
-    start the workers   one thread per model
+    start the workers   one process per model: loads the run again and
+                        scores its test split (the BLEU of GET /models)
     uvicorn starts      then on_ready(url): the CLI prints "serving on ..."
     SIGTERM / Ctrl-C    stop accepting, finish the requests in flight (up
                         to serve.graceful_s), stop the workers, return 0
@@ -60,13 +60,16 @@ def serve(
         )
     sock = bind(host, port)
     try:
-        models = load_models(runs, checkpoint, device)
+        models = load_models(runs, checkpoint)
         # What loading made (jieba's dictionary, vocabularies) lives as long
         # as the server: out of the collector's sight, so a full collection
         # does not walk a million objects while a request waits.
         gc.collect()
         gc.freeze()
-        registry = Registry.start(models, settings)
+        registry = Registry.start(models, settings, device)
+        for model in models:
+            if model.test_bleu is not None:
+                log.info("%s: test BLEU %.2f (greedy)", model.id, model.test_bleu)
         app = create_app(registry, cors)
         config = uvicorn.Config(
             app,
@@ -125,12 +128,11 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def load_models(
-    runs: list[str | Path], which: str = "best", device: str = "cpu"
-) -> list[ServedModel]:
-    """Every run (its ``which`` checkpoint, on ``device``), checked for a
-    checkpoint and a unique name before any is loaded, so a mistake in the
-    last one costs no loading time."""
+def load_models(runs: list[str | Path], which: str = "best") -> list[ServedModel]:
+    """Every run (its ``which`` checkpoint), checked for a checkpoint and a
+    unique name before any is loaded, so a mistake in the last one costs no
+    loading time. These copies stay on the CPU and answer table queries;
+    each run's worker process loads the one that translates."""
     if not runs:
         raise InputError("give at least one run directory to serve")
     checkpoints: dict[str, Path] = {}
@@ -144,12 +146,7 @@ def load_models(
                 run,
             )
         checkpoints[name] = checkpoint
-    models = [ServedModel.load(path, device) for path in checkpoints.values()]
-    for model in models:
-        bleu = model.score_test_split()
-        if bleu is not None:
-            log.info("%s: test BLEU %.2f (greedy)", model.id, bleu)
-    return models
+    return [ServedModel.load(path) for path in checkpoints.values()]
 
 
 class _Server:

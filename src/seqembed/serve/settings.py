@@ -23,11 +23,18 @@ def _range(default, low, high, meaning: str):
 @dataclass(frozen=True)
 class ServeSettings:
     # A worker decodes at most this many sentences at once, gathered from
-    # the requests waiting for its model (micro-batching).
-    max_batch: int = _range(64, 1, 4096, "sentences per decoding batch")
+    # the requests waiting for its model (micro-batching); offline decoding's
+    # default batch (decode.batch_size) too.
+    max_batch: int = _range(256, 1, 4096, "sentences per decoding batch")
     # How long a worker waits for more requests before decoding a batch that
     # is not full: a little latency when idle buys throughput under load.
     max_wait_ms: float = _range(5.0, 0.0, 10_000.0, "wait to fill a batch")
+    # Under a backlog a worker takes up to this many waiting sentences at
+    # once and decodes them sorted by length, max_batch at a time.
+    max_gather: int = _range(1024, 1, 1_000_000, "sentences sorted together")
+    # More sentences than this waiting for a model: a new request gets 503
+    # at once instead of a place in a queue it would time out in.
+    max_queue: int = _range(4096, 1, 10_000_000, "sentences waiting per model")
     max_body: int = _range(1_000_000, 64, 1_000_000_000, "request body bytes")
     max_sentences: int = _range(256, 1, 100_000, "sentences per request")
     # A request not answered in this time gets 503; the worker keeps going.

@@ -78,9 +78,7 @@ async def attention(body: SentenceRequest, served: Served) -> dict:
     check_sentences([body.text], entry.model, settings, "text")
     if not entry.model.has_attention:
         raise ApiError(422, f"model {entry.model.id} has no attention", "model")
-    found = await entry.worker.run(
-        lambda model: model.attention(body.text), settings.timeout_s
-    )
+    found = await entry.worker.run("attention", (body.text,), settings.timeout_s)
     return {"model": entry.model.id} | found
 
 
@@ -93,9 +91,7 @@ async def states(body: StatesRequest, served: Served) -> dict:
     check_sentences([body.text], entry.model, settings, "text")
     k = check_k(body.k, settings)
     n = settings.states_sentences
-    found = await entry.worker.run(
-        lambda model: model.states(body.text, k, n), settings.timeout_s
-    )
+    found = await entry.worker.run("states", (body.text, k, n), settings.timeout_s)
     return {"model": entry.model.id} | found
 
 

@@ -32,7 +32,7 @@ import threading
 from typing import Any
 
 from seqembed.errors import InputError
-from seqembed.serve import model_process
+from seqembed.serve import memory, model_process
 from seqembed.serve.models import ServedModel, Translated
 
 log = logging.getLogger(__name__)
@@ -190,11 +190,19 @@ class ModelWorker:
     # ------------------------------------------------------------ answers
 
     def _read(self) -> None:
-        """The reader thread: each answer settled on the event loop."""
+        """The reader thread: each answer settled on the event loop; when
+        answers stop for half a second, this process's heap trimmed (once),
+        as the model's process trims its own: the requests and connections
+        of a burst leave freed blocks between live ones."""
+        worked = False
         while True:
             try:
                 message = self._answers.get(timeout=0.5)
+                worked = True
             except queue.Empty:
+                if worked:
+                    memory.trim()
+                    worked = False
                 if not self._process.is_alive():
                     self._ended = True
                     if self._loop is not None and not self._loop.is_closed():

@@ -7,8 +7,8 @@ load, beside offline batch decoding of the same model in the same run.
 1. Offline: RUN's test sentences (RUN/data/test.tsv) translated greedily in
    one call (Translator.translate, decode.batch_size a batch): sentences/s.
 2. The server on a free loopback port (`python -m seqembed serve`),
-   warmed up for 5 s at the offline rate; its resident memory (RSS) is
-   read then.
+   warmed up for --warmup seconds (30) at the offline rate; its resident
+   memory (RSS) is read then.
 3. For each rate (the fractions times the offline rate): requests of one
    test sentence each, arriving as a Poisson process (exponential gaps from
    a fixed seed, sent at their time whatever is still unanswered: an open
@@ -259,6 +259,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--fractions", default="0.25,0.5,0.7,0.8,0.9,1,1.5")
     parser.add_argument("--max-requests", type=int, default=20000)
+    parser.add_argument(
+        "--warmup", type=float, default=30.0, help="seconds at the offline rate"
+    )
     parser.add_argument("--set", action="append", default=[], dest="settings")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
@@ -274,9 +277,10 @@ def main() -> int:
           f"({len(sentences)} test sentences, one call)")  # fmt: skip
 
     server = ServerProcess(args.run, args.settings)
-    # Warm-up: 5 s at the offline rate, so batches of every size have been
-    # decoded before the memory is read.
-    asyncio.run(one_rate(server.address, sentences, offline, 5, 10**6, 120))
+    # Warm-up: --warmup seconds at the offline rate, so batches of many sizes
+    # have been decoded before the memory is read (each new batch shape adds
+    # a oneDNN kernel to its cache, up to 1,024 of them: docs/serve.md).
+    asyncio.run(one_rate(server.address, sentences, offline, args.warmup, 10**6, 120))
     rss_warm = server.rss_mb()
     print(f"server RSS after warm-up: {rss_warm:.0f} MB")
     print(f"{'offered':>8} {'sent':>7} {'sent/s':>10} {'p50 ms':>8} {'p95 ms':>8} "

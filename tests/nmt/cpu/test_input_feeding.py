@@ -10,6 +10,7 @@ from seqembed.config import ModelConfig
 from seqembed.data.batches import collate
 from seqembed.data.vocab import PAD
 from seqembed.nmt.build import build_model
+from seqembed.nmt.cpu.parts import Part
 from seqembed.nmt.cpu.products import Products
 
 SRC_VOCAB, TGT_VOCAB = 30, 40
@@ -182,3 +183,29 @@ def test_real_positions_only_give_the_same_loss(attention, kernels):
     assert fast_loss == pytest.approx(full_loss, rel=1e-12)
     for name, grad in full.items():
         assert torch.allclose(fast[name], grad, rtol=1e-9, atol=1e-12), name
+
+
+@pytest.mark.parametrize("threads, n_pairs", [(2, 40), (3, 53)])
+def test_parts_on_their_own_threads_match_the_step_loop(threads, n_pairs):
+    """With T threads and at least T * MIN_SENTENCES sentences the step loops
+    run as T parts side by side (every T-th sentence each): the loss and
+    every gradient still agree with autograd's step loop, and the thread
+    count is given back."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = make_model()
+        batch = random_batch(11, n_pairs)
+        lengths = (batch.tgt_out != PAD).sum(1).sort(descending=True).values
+        sizes = [int((lengths > t).sum()) for t in range(int(lengths[0]))]
+        assert len(Part.split(sizes, threads)) == threads
+        fast_loss, fast = loss_and_grads(model, batch, real_only=True)
+        assert torch.get_num_threads() == threads
+        loop_loss, loop = loss_and_grads(
+            make_model(kernels="reference"), batch, real_only=False
+        )
+    finally:
+        torch.set_num_threads(before)
+    assert fast_loss == pytest.approx(loop_loss, rel=1e-12)
+    for name, grad in loop.items():
+        torch.testing.assert_close(fast[name], grad, rtol=1e-9, atol=1e-12)

@@ -17,8 +17,14 @@ a hand-written backward pass, as cuDNN does for its RNNs:
   positions cost nothing, here or in the output projection;
 * what does not depend on the previous step (the weight gradients, the
   element-wise derivatives of the LSTM cell and the combine layer) is done
-  over all positions at once, and the step loops' small operations run on
-  one thread, the products on all (``products.Products.one_thread``).
+  over all positions at once;
+* the sentences are independent of each other, so with T threads the step
+  loops run as T parts side by side, each on its own thread, with every
+  T-th sentence (``Part``): a product of 32 rows on one thread runs at
+  ~105 GFLOP/s where one of 64 rows on two reaches ~122 (Zen 4, oneDNN;
+  the second thread is woken and joined twice a step), and the small
+  operations between the products, on one thread either way, now run on
+  all of them.
 
 The maths is ``Decoder.step_output``'s for one LSTM layer, Luong attention
 and input feeding; tests/nmt/cpu/test_input_feeding.py checks outputs and
@@ -31,11 +37,18 @@ results, and everything else in fp32, as autocast does it for the step loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from seqembed.nmt.cpu.packed import cells_before, summed_over_steps
+from seqembed.nmt.cpu.parts import (
+    Part,
+    by_sentence,
+    in_packed_order,
+    on_threads,
+    part_major_order,
+)
 from seqembed.nmt.cpu.products import Products
 
 
@@ -85,46 +98,48 @@ class InputFeedingRecurrence(torch.autograd.Function):
         batch_sizes: list[int],
         product_dtype: torch.dtype | None = None,
     ):
-        n_embedded = embedded.size(1)
+        n_embedded, hidden = embedded.size(1), weight_hh.size(1)
+        parts = Part.split(batch_sizes, torch.get_num_threads())
+        order = part_major_order(parts, batch_sizes)
+        if order is not None:  # each part's positions together (see Part)
+            embedded = embedded.index_select(0, order)
         # [feed; h] @ recurrent^T is the part of the gates computed per step
         recurrent = torch.cat([weight_ih[:, n_embedded:], weight_hh], dim=1)
-        products = Products(recurrent, combine_weight, batch_sizes[0], product_dtype)
-        saved = _Positions.empty(embedded, weight_hh.size(1))
+        products = Products(
+            recurrent, combine_weight, parts[0].batch_sizes[0], product_dtype,
+            step_threads=max(1, torch.get_num_threads() // len(parts)),
+        )  # fmt: skip
+        saved = _Positions.empty(embedded, hidden)
         # the embedding half of the gates, and both biases, for all steps at once
         embedded_gates = products.input_gates(embedded, weight_ih[:, :n_embedded], bias)
         # -inf at padded source positions, added to the attention scores
         score_bias = torch.zeros_like(src_mask, dtype=keys.dtype).masked_fill_(
             ~src_mask, float("-inf")
         )
-        with products.one_thread():
-            attention, outputs = _forward_steps(
-                products, saved, embedded_gates, h0, c0, keys, memory, score_bias,
-                batch_sizes,
+
+        def forward_steps(part: Part):
+            rows, of_part = part.rows, part.sentences_of
+            return _forward_steps(
+                products, saved.at(rows), embedded_gates[rows], of_part(h0),
+                of_part(c0), of_part(keys), of_part(memory), of_part(score_bias),
+                part.batch_sizes,
             )  # fmt: skip
+
+        steps = on_threads(forward_steps, parts, products)
+        attention = torch.cat([weights for weights, _ in steps])
+        outputs = torch.cat([part_outputs for _, part_outputs in steps])
         ctx.save_for_backward(
-            saved.lstm_inputs,
-            weight_ih,
-            saved.activations,
-            c0,
-            saved.cells,
-            saved.tanh_cells,
-            attention,
-            saved.combined_inputs,
-            outputs,
-            keys,
-            memory,
-        )
-        ctx.batch_sizes = batch_sizes
+            saved.lstm_inputs, weight_ih, saved.activations, c0, saved.cells,
+            saved.tanh_cells, attention, saved.combined_inputs, outputs, keys,
+            memory, order,
+        )  # fmt: skip
+        ctx.parts = parts
         ctx.products = products
-        return outputs
+        return in_packed_order(outputs, order)
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_outputs):
-        # Long on purpose: the step loop below updates a dozen buffers of
-        # all positions in place (d_pre, d_gates, d_contexts, d_scores), and
-        # reads as the chain rule of forward's step, line by line, only in
-        # one piece; split, every helper would take most of them.
         (
             lstm_inputs,
             weight_ih,
@@ -137,13 +152,16 @@ class InputFeedingRecurrence(torch.autograd.Function):
             outputs,
             keys,
             memory,
+            order,
         ) = ctx.saved_tensors
-        batch_sizes, products = ctx.batch_sizes, ctx.products
+        parts, products = ctx.parts, ctx.products
+        if order is not None:
+            grad_outputs = grad_outputs.index_select(0, order)
         hidden = outputs.size(1)
         # Over all positions at once, the derivatives that need no gradient
         # from later steps. out = tanh(W_c [h; context]): d pre = d out * (1 -
         # out^2), where d out = the loss's gradient + the next step's (input
-        # feeding), added per step below.
+        # feeding), added per step in _backward_steps.
         # (1 - x^2 as addcmul on a broadcast 1: one pass, no tensor of ones)
         one = outputs.new_ones(())
         tanh_slope = torch.addcmul(one, outputs, outputs, value=-1)
@@ -156,61 +174,55 @@ class InputFeedingRecurrence(torch.autograd.Function):
         # sigmoid' = a - a^2; g's is replaced
         gate_slopes = torch.addcmul(activations, activations, activations, value=-1)
         gate_slopes[:, :hidden].mul_(g)
-        gate_slopes[:, hidden : 2 * hidden].mul_(_cells_before(c0, cells, batch_sizes))
+        previous_cells = torch.cat([
+            cells_before(part.sentences_of(c0), cells[part.rows], part.batch_sizes)
+            for part in parts
+        ])  # fmt: skip
+        gate_slopes[:, hidden : 2 * hidden].mul_(previous_cells)
         torch.addcmul(
             one, g, g, value=-1, out=gate_slopes[:, 2 * hidden : 3 * hidden]
         ).mul_(i)
         gate_slopes[:, 3 * hidden :].mul_(tanh_cells)
         grad_gates = gate_slopes  # multiplied in place, step by step
         # Every position's d context and d scores, for the gradients of the
-        # attention's keys and memory after the loop (_summed_over_steps)
+        # attention's keys and memory after the loop (summed_over_steps)
         d_contexts = outputs.new_empty(outputs.size(0), hidden)
         d_all_scores = torch.empty_like(attention)
-        # Gradients flowing back from step t+1 into step t's output, h and c.
-        grad_feed = grad_h = grad_c = None
-        end = outputs.size(0)
-        with products.one_thread():
-            for n in reversed(batch_sizes):
-                rows = slice(end - n, end)
-                end -= n
-                d_pre = grad_combine_in[rows]
-                if grad_feed is not None:
-                    m = grad_feed.size(0)
-                    d_pre[:m].addcmul_(grad_feed, tanh_slope[rows][:m])
-                d_combined = products.combine_back(d_pre)  # (n, 2H): [d h; d context]
-                d_h, d_context = d_combined[:, :hidden], d_combined[:, hidden:]
-                if grad_h is not None:
-                    d_h[:m] += grad_h
-                # context = weights @ memory;  weights = softmax(keys @ h + bias)
-                weights = attention[rows]
-                d_contexts[rows] = d_context
-                d_weights = torch.mul(memory[:n], d_context.unsqueeze(1)).sum(2)
-                d_scores = d_all_scores[rows]
-                torch._softmax_backward_data(
-                    d_weights, weights, 1, weights.dtype, grad_input=d_scores
-                )
-                d_h += torch.bmm(d_scores.unsqueeze(1), keys[:n]).squeeze(1)
-                d_c = torch.mul(d_h, cell_slope[rows])
-                if grad_c is not None:
-                    d_c[:m] += grad_c
-                d_gates = grad_gates[rows]
-                d_gates.view(n, 4, hidden)[:, :3].mul_(d_c.unsqueeze(1))
-                d_gates[:, 3 * hidden :].mul_(d_h)
-                d_x = products.gates_back(d_gates)  # (n, 2H): [d feed_{t-1}; d h_{t-1}]
-                grad_feed, grad_h = d_x[:, :hidden], d_x[:, hidden:]
-                grad_c = d_c.mul_(f[rows])
+
+        def backward_steps(part: Part):
+            rows = part.rows
+            return _backward_steps(
+                products, part.batch_sizes,
+                _Slopes(tanh_slope[rows], cell_slope[rows], f[rows]),
+                grad_combine_in[rows], grad_gates[rows], attention[rows],
+                part.sentences_of(keys), part.sentences_of(memory),
+                d_contexts[rows], d_all_scores[rows],
+            )  # fmt: skip
+
+        grad_state = on_threads(backward_steps, parts, products)
+        grad_h = by_sentence([g_h for g_h, _ in grad_state], parts)
+        grad_c = by_sentence([g_c for _, g_c in grad_state], parts)
         # context = weights @ memory and scores = keys @ h at every step: the
         # gradients of memory and keys are each sentence's sums over its steps
-        grad_memory = _summed_over_steps(attention, d_contexts, batch_sizes)
-        grad_keys = _summed_over_steps(
-            d_all_scores, combined_inputs[:, :hidden], batch_sizes
-        )
-        # The weight gradients, each one product over all positions.
+        grad_memory = by_sentence([
+            summed_over_steps(attention[p.rows], d_contexts[p.rows], p.batch_sizes)
+            for p in parts
+        ], parts)  # fmt: skip
+        grad_keys = by_sentence([
+            summed_over_steps(
+                d_all_scores[p.rows], combined_inputs[p.rows, :hidden], p.batch_sizes
+            )
+            for p in parts
+        ], parts)  # fmt: skip
+        # The weight gradients, each one product over all positions (in any
+        # order: the parts' positions as they are).
         n_embedded = weight_ih.size(1) - hidden
         needs = ctx.needs_input_grad
-        grad_embedded = (
-            products.plain(grad_gates, weight_ih[:, :n_embedded]) if needs[0] else None
-        )
+        grad_embedded = None
+        if needs[0]:
+            grad_embedded = in_packed_order(
+                products.plain(grad_gates, weight_ih[:, :n_embedded]), order
+            )
         grad_weight_ih = products.weight_gradient(
             grad_gates, lstm_inputs[:, : n_embedded + hidden]
         )
@@ -220,7 +232,7 @@ class InputFeedingRecurrence(torch.autograd.Function):
         grad_combine = products.weight_gradient(grad_combine_in, combined_inputs)
         return (
             grad_embedded,
-            grad_h.contiguous(),
+            grad_h,
             grad_c,
             grad_keys,
             grad_memory,
@@ -235,6 +247,64 @@ class InputFeedingRecurrence(torch.autograd.Function):
 
 
 @dataclass
+class _Slopes:
+    """One part's element-wise derivatives, computed over all positions
+    before the backward step loop (rows packed like the part's)."""
+
+    combine: torch.Tensor  # (n, H): 1 - out^2, tanh's slope at the output
+    cell: torch.Tensor  # (n, H): o * (1 - tanh(c)^2), dh/dc
+    forget: torch.Tensor  # (n, H): f, dc_t/dc_{t-1}
+
+
+def _backward_steps(
+    products, batch_sizes: list[int], slopes: _Slopes, grad_combine_in,
+    grad_gates, attention, keys, memory, d_contexts, d_all_scores,
+):  # fmt: skip
+    """The backward step loop of one part, last step first: finishes
+    ``grad_combine_in`` and ``grad_gates`` (d of the combine layer's and the
+    gates' pre-activations) in place, fills ``d_contexts`` and
+    ``d_all_scores``, and returns the gradients of h0 and c0 (B_p, H).
+
+    Long on purpose: it updates a dozen buffers of all positions in place
+    and reads as the chain rule of _forward_steps' step, line by line, only
+    in one piece; split, every helper would take most of them."""
+    hidden = d_contexts.size(1)
+    # Gradients flowing back from step t+1 into step t's output, h and c.
+    grad_feed = grad_h = grad_c = None
+    end = grad_gates.size(0)
+    for n in reversed(batch_sizes):
+        rows = slice(end - n, end)
+        end -= n
+        d_pre = grad_combine_in[rows]
+        if grad_feed is not None:
+            m = grad_feed.size(0)
+            d_pre[:m].addcmul_(grad_feed, slopes.combine[rows][:m])
+        d_combined = products.combine_back(d_pre)  # (n, 2H): [d h; d context]
+        d_h, d_context = d_combined[:, :hidden], d_combined[:, hidden:]
+        if grad_h is not None:
+            d_h[:m] += grad_h
+        # context = weights @ memory;  weights = softmax(keys @ h + bias)
+        weights = attention[rows]
+        d_contexts[rows] = d_context
+        d_weights = torch.mul(memory[:n], d_context.unsqueeze(1)).sum(2)
+        d_scores = d_all_scores[rows]
+        torch._softmax_backward_data(
+            d_weights, weights, 1, weights.dtype, grad_input=d_scores
+        )
+        d_h += torch.bmm(d_scores.unsqueeze(1), keys[:n]).squeeze(1)
+        d_c = torch.mul(d_h, slopes.cell[rows])
+        if grad_c is not None:
+            d_c[:m] += grad_c
+        d_gates = grad_gates[rows]
+        d_gates.view(n, 4, hidden)[:, :3].mul_(d_c.unsqueeze(1))
+        d_gates[:, 3 * hidden :].mul_(d_h)
+        d_x = products.gates_back(d_gates)  # (n, 2H): [d feed_{t-1}; d h_{t-1}]
+        grad_feed, grad_h = d_x[:, :hidden], d_x[:, hidden:]
+        grad_c = d_c.mul_(slopes.forget[rows])
+    return grad_h, grad_c
+
+
+@dataclass
 class _Positions:
     """Per position, what the backward pass needs, all packed like the input
     (N rows: step 0's sentences, then step 1's, ...)."""
@@ -244,6 +314,10 @@ class _Positions:
     cells: torch.Tensor  # (N, H): c_t
     tanh_cells: torch.Tensor  # (N, H): tanh(c_t)
     combined_inputs: torch.Tensor  # (N, 2H): [h_t; context_t]
+
+    def at(self, rows: slice) -> _Positions:
+        """The same buffers at ``rows`` (views)."""
+        return _Positions(*(getattr(self, f.name)[rows] for f in fields(self)))
 
     @classmethod
     def empty(cls, embedded: torch.Tensor, hidden: int) -> _Positions:
@@ -315,34 +389,3 @@ def _tanh(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     torch.tanh by at most 2e-7 (absolute)."""
     torch.mul(x, 2, out=out)
     return torch.sigmoid(out, out=out).mul_(2).sub_(1)
-
-
-def _summed_over_steps(weights, values, batch_sizes: list[int]) -> torch.Tensor:
-    """For each sentence b, the sum over its steps t of the outer product
-    weights[t, b] (S) x values[t, b] (H): (B, S, H) from the packed (N, S)
-    and (N, H). One batched product after the loop, instead of adding a
-    (B, S, H) outer product at every step (two passes over B x S x H numbers
-    a step, for memory's gradient and for the keys')."""
-    weights = _time_major(weights, batch_sizes)  # (steps, B, S)
-    values = _time_major(values, batch_sizes)  # (steps, B, H)
-    return torch.bmm(weights.permute(1, 2, 0), values.transpose(0, 1))
-
-
-def _time_major(packed: torch.Tensor, batch_sizes: list[int]) -> torch.Tensor:
-    """Packed rows (N, D) as (steps, B, D), zeros where a sentence has ended;
-    a view when every sentence runs every step."""
-    steps, batch = len(batch_sizes), batch_sizes[0]
-    if all(n == batch for n in batch_sizes):
-        return packed.unflatten(0, (steps, batch))
-    sizes = torch.tensor(batch_sizes)
-    return pad_packed_sequence(PackedSequence(packed, sizes))[0]
-
-
-def _cells_before(c0, cells, batch_sizes: list[int]):
-    """c_{t-1} for every position (N, H): c0 for step 0, else the cell of the
-    same sentence at the previous step (the first rows of that step's)."""
-    pieces, start = [c0[: batch_sizes[0]]], 0
-    for before, n in zip(batch_sizes, batch_sizes[1:]):
-        pieces.append(cells[start : start + n])
-        start += before
-    return torch.cat(pieces)

@@ -28,12 +28,17 @@ class Products:
     results are float32; otherwise plain torch.mm.
 
     Inside ``one_thread()`` everything else runs on one thread and each
-    product on all of them (see there).
+    product on ``step_threads`` (default: all; fewer where the step loop
+    runs in parts side by side, input_feeding._Part).
     """
 
-    def __init__(self, recurrent, combine, rows: int, dtype: torch.dtype | None):
+    def __init__(
+        self, recurrent, combine, rows: int, dtype: torch.dtype | None,
+        step_threads: int | None = None,
+    ):  # fmt: skip
         self.dtype = dtype
         self.threads = torch.get_num_threads()
+        self.step_threads = step_threads or self.threads
         if dtype is not None:  # cast once for forward and backward
             recurrent, combine = recurrent.to(dtype), combine.to(dtype)
             self.weights = [recurrent, combine]
@@ -64,9 +69,9 @@ class Products:
         finally:
             torch.set_num_threads(self.threads)
 
-    def _on_all_threads(self, product, *args, **kwargs):
+    def _on_step_threads(self, product, *args, **kwargs):
         threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
+        torch.set_num_threads(self.step_threads)
         try:
             return product(*args, **kwargs)
         finally:
@@ -84,18 +89,18 @@ class Products:
         # The add after the product, on this (one) thread: as oneDNN's binary
         # post-op it took 0.115 ms of a 1.47 ms (62, 1024) x (1024, 2048)
         # product, as add_ on one thread ~0.02 ms.
-        return self._on_all_threads(self._forward, x, self.weights[0]).add_(add)
+        return self._on_step_threads(self._forward, x, self.weights[0]).add_(add)
 
     def combine_tanh(self, x):
-        return self._on_all_threads(
+        return self._on_step_threads(
             self._forward, x, self.weights[1], activation="tanh"
         )
 
     def gates_back(self, grad):
-        return self._on_all_threads(self.input_gradients[0], grad)
+        return self._on_step_threads(self.input_gradients[0], grad)
 
     def combine_back(self, grad):
-        return self._on_all_threads(self.input_gradients[1], grad)
+        return self._on_step_threads(self.input_gradients[1], grad)
 
     def input_gates(self, embedded, weight, bias):
         """embedded @ weight^T + bias over all positions. In float32 through

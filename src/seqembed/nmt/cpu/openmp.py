@@ -13,8 +13,10 @@ idle thread either spins (default: ~3 ms) or sleeps (OMP_WAIT_POLICY=PASSIVE):
 A short spin, ``GOMP_SPINCOUNT=1000`` (about 10 us, libgomp counts ~100,000
 spins a millisecond), catches the next operation of the same step but gives
 the core up soon after. Measured with bench/wait_policy.py (fp32 input
-feeding, matched config of bench/speed.py, 2 threads, 2 cores): see the
-README's Speed section for the figures, idle and next to busy processes.
+feeding, matched config of bench/speed.py, 2 threads, 2 cores; the figures
+are in the Threads section of docs/benchmarks.md): longer spins train
+10-20% faster on an idle machine and up to half slower next to one busy
+process, so the default stays short and a dedicated machine may set more.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ speed, and peak memory, all measured in one process.
 
     python bench/speed.py [--tsv PATH] [--steps 200] [--threads 2] [--run RUN_DIR]
                           [--kernels auto|reference] [--budget 60] [--minutes 9]
+                          [--peer-data DIR --onmt-log LOG] [--json PATH]
 
 0. The CPU (model name, ATen capability, native bf16 or not) and the OpenMP
    wait policy, printed first.
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import resource
 import subprocess
@@ -68,6 +70,7 @@ from seqembed.nmt.evaluation import Translator, score  # noqa: E402
 from seqembed.nmt.training import start_session, train_step  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer_logs import opennmt_tgt_tokens_per_s  # noqa: E402
 from vs_peers import read_pairs  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -420,18 +423,6 @@ def whole_process(run_dir, sources, beam, precision, threads, batch_size, budget
     return len(sources) / (time.perf_counter() - started)
 
 
-def opennmt_tgt_tokens_per_s(log: Path) -> float | None:
-    """Mean target tokens/s of OpenNMT-py's progress reports after the first
-    (as ../shared/peers/onmt_log_stats.py computes it)."""
-    import re
-
-    rates = [
-        float(m.group(1))
-        for m in re.finditer(r"\d+/\s*(\d+) tok/s", log.read_text(errors="replace"))
-    ]
-    return sum(rates[1:]) / len(rates[1:]) if len(rates) > 1 else None
-
-
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tsv", type=Path, default=DEFAULT_TSV)
@@ -484,6 +475,12 @@ def parse_args():
     parser.add_argument(
         "--sentences", type=int, help="decode at most this many test sentences"
     )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="also write the figures to this file (the CPU, the matmul rates, "
+        "OpenNMT-py's and the training rows), for bench/side_by_side.py",
+    )
     return parser.parse_args()
 
 
@@ -507,12 +504,19 @@ def main() -> int:
     # two passes, the products' floor), 2 a decoding row (in and as a process)
     training = 0 if args.no_training else 2 * len(precisions)
     decoding = 2 * len(precisions) if args.run else 0
+    figures = {"cpu": info.describe(), "wait_policy": WAIT_POLICY, "matmul": rates}
     if training:
-        print_training(args, precisions, rates["fp32"], deadline, 2 * decoding)
+        onmt, rows = print_training(
+            args, precisions, rates["fp32"], deadline, 2 * decoding
+        )
+        figures.update(opennmt_tgt_tok_s=onmt, training=rows)
     if decoding:
         print_decoding(args, precisions, rates, deadline)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of this process: {peak_mb:,.0f} MB")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
     return 0
 
 
@@ -520,7 +524,8 @@ def print_matmul_rates(threads: int, bf16: bool, budget: float) -> dict:
     bound = min(budget, 10.0)  # each rate: a few seconds are plenty
     fp32_mkl = matmul_gflops(torch.float32, budget=bound)
     fp32_dnn = matmul_gflops(torch.float32, library="onednn", budget=bound)
-    rates = {"fp32": max(fp32_mkl, fp32_dnn)}
+    rates = {"fp32": max(fp32_mkl, fp32_dnn), "fp32_mkl": fp32_mkl,
+             "fp32_onednn": fp32_dnn}  # fmt: skip
     line = (f"matmul 2048x2048x2048, {threads} threads: fp32 {fp32_mkl:.0f} "
             f"GFLOP/s with torch.mm (MKL), {fp32_dnn:.0f} with oneDNN (weight "
             "reordered)")  # fmt: skip
@@ -533,8 +538,9 @@ def print_matmul_rates(threads: int, bf16: bool, budget: float) -> dict:
 
 def print_training(
     args, precisions: list[str], fp32_rate: float, deadline: Deadline, after: int
-) -> None:
-    """The training table; ``after``: the measurements that follow it."""
+) -> tuple[float | None, list[dict]]:
+    """The training table; ``after``: the measurements that follow it.
+    Returns OpenNMT-py's rate (None without --onmt-log) and the rows."""
     onmt = opennmt_tgt_tokens_per_s(args.onmt_log) if args.onmt_log else None
     if onmt:
         print(f"OpenNMT-py, steady state in {args.onmt_log}: {onmt:,.0f} tgt tok/s")
@@ -556,7 +562,7 @@ def print_training(
           "| matrix products alone, tgt tok/s | vs OpenNMT-py (first / second "
           "pass) | page faults/step |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    notes = []
+    notes, rows = [], []
     configurations = [(f, p) for f in (False, True) for p in precisions]
     for done, (input_feed, precision) in enumerate(configurations):
         if deadline.left() < ENOUGH_LEFT:
@@ -567,6 +573,7 @@ def print_training(
         out = args.out / f"if-{input_feed}-{precision}"
         m = measure_training(pairs, input_feed, args.steps, out, precision,
                              extra, budget)  # fmt: skip
+        rows.append({"input_feed": input_feed, "precision": precision, **m})
         floor = m["gemm_floor_tok_s"]
         floor = f"{floor:,.0f}" if floor else "-"
         ratio = "-"
@@ -586,6 +593,7 @@ def print_training(
                          f"{m['steady_steps']} steps")  # fmt: skip
     for note in notes:
         print(f"note: {note}")
+    return onmt, rows
 
 
 def print_decoding(

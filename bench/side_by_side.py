@@ -11,7 +11,12 @@ cloud host: run an hour apart, pairs on one 2-core machine have moved by a
 quarter. So this runs --rounds pairs per mode, the two tools in turns
 (OpenNMT-py first in odd rounds, seqembed first in even ones, so that a
 host that drifts one way favours neither), and prints every pair's ratios
-and then, per mode, their median and range.
+and then, per mode, their median and range, and what bounds the ratios:
+each tool's whole training step as a share of the machine's fp32 matmul
+rate (the step's counted FLOPs, `bench/speed.py`'s, at its measured rate),
+beside the share that input feeding would need for 2x and 1.5x OpenNMT-py.
+``--summarize`` prints all of it again from the files of a finished run in
+--out, running nothing.
 
 Modes: ``native``, and ``avx2``, which restricts PyTorch, MKL and oneDNN to
 the kernels of a CPU without AVX-512 (``ATEN_CPU_CAPABILITY=avx2
@@ -93,6 +98,10 @@ def parse_args():
         "--venv", type=Path, default=Path(os.environ.get("VENV", "/tmp/peers-venv"))
     )
     parser.add_argument("--out", type=Path, default=Path("runs/side-by-side"))
+    parser.add_argument(
+        "--summarize", action="store_true",
+        help="print the rounds already in --out and their summary; run nothing",
+    )  # fmt: skip
     return parser.parse_args()
 
 
@@ -170,7 +179,7 @@ def run_opennmt(args, config: Path, mode_env: dict, log: Path) -> None:
                 process.wait()
 
 
-def run_seqembed(args, mode_env: dict, figures: Path) -> dict:
+def run_seqembed(args, mode_env: dict, figures: Path) -> None:
     """bench/speed.py's fp32 training rows (its --json figures)."""
     env = {**os.environ, **mode_env}
     if args.passive:
@@ -183,26 +192,46 @@ def run_seqembed(args, mode_env: dict, figures: Path) -> dict:
     with open(figures.with_suffix(".log"), "w") as log:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                        check=True)  # fmt: skip
-    return json.loads(figures.read_text())
+
+
+def round_files(out: Path, mode: str, number: int) -> tuple[Path, Path]:
+    """A round's OpenNMT-py log and seqembed figures under ``out``."""
+    return out / f"{mode}-{number}-opennmt.log", out / f"{mode}-{number}-seqembed.json"
 
 
 def one_round(args, config: Path, mode: str, number: int) -> dict:
     """One pair, OpenNMT-py first in odd rounds: seqembed's figures with
     OpenNMT-py's steady state added."""
     mode_env = AVX2_ONLY if mode == "avx2" else {}
-    stem = args.out / f"{mode}-{number}"
-    onmt_log = stem.with_name(stem.name + "-opennmt.log")
-    figures = stem.with_name(stem.name + "-seqembed.json")
+    onmt_log, figures = round_files(args.out, mode, number)
     if number % 2:
         run_opennmt(args, config, mode_env, onmt_log)
-        result = run_seqembed(args, mode_env, figures)
+        run_seqembed(args, mode_env, figures)
     else:
-        result = run_seqembed(args, mode_env, figures)
+        run_seqembed(args, mode_env, figures)
         run_opennmt(args, config, mode_env, onmt_log)
+    return read_round(args.out, mode, number)
+
+
+def read_round(out: Path, mode: str, number: int) -> dict:
+    """A finished round from its files: seqembed's figures with OpenNMT-py's
+    steady state added."""
+    onmt_log, figures = round_files(out, mode, number)
     onmt = opennmt_tgt_tokens_per_s(onmt_log)
     if not onmt:
         raise SystemExit(f"error: {onmt_log}: fewer than two progress reports")
-    return {**result, "opennmt_tgt_tok_s": onmt}
+    return {**json.loads(figures.read_text()), "opennmt_tgt_tok_s": onmt}
+
+
+def finished_rounds(out: Path) -> dict[str, list[dict]]:
+    """Every round of every mode whose two files are in ``out``, in order."""
+    results = {}
+    for mode in ("native", "avx2"):
+        number = 1
+        while all(path.exists() for path in round_files(out, mode, number)):
+            results.setdefault(mode, []).append(read_round(out, mode, number))
+            number += 1
+    return results
 
 
 def ratios(result: dict) -> dict:
@@ -213,6 +242,14 @@ def ratios(result: dict) -> dict:
         for (feed, key), label in RATIOS.items()
         if feed in rows
     }
+
+
+def print_header() -> None:
+    print("\n| mode | round | first | OpenNMT-py tgt tok/s | seqembed no input "
+          "feeding, first / second pass | input feeding, first / second pass | "
+          + " | ".join(f"{label} vs OpenNMT-py" for label in RATIOS.values())
+          + " | matmul 2048^3 MKL / oneDNN, GFLOP/s |")  # fmt: skip
+    print("|---" * (7 + len(RATIOS)) + "|", flush=True)
 
 
 def print_round(mode: str, number: int, result: dict) -> None:
@@ -242,10 +279,52 @@ def print_summary(mode: str, results: list[dict]) -> None:
     onmt = [r["opennmt_tgt_tok_s"] for r in results]
     print(f"- OpenNMT-py: {statistics.median(onmt):,.0f} target tokens/s "
           f"({min(onmt):,.0f}-{max(onmt):,.0f})", flush=True)  # fmt: skip
+    print_bounds(results)
+
+
+def matmul_shares(result: dict) -> dict:
+    """Each training step, second pass, as a share of the round's fp32 matmul
+    rate (GFLOP/s of its counted FLOPs over the 2048^3 rate), and the share
+    input feeding would need for 2x and 1.5x OpenNMT-py. OpenNMT-py trains
+    the input-feeding model on the same batches, so its FLOPs per target
+    token are that row's."""
+    rate = result["matmul"]["fp32"] * 1e3  # MFLOP/s
+    rows = {row["input_feed"]: row for row in result["training"]}
+    if True not in rows:
+        return {}
+    feed, onmt = rows[True], result["opennmt_tgt_tok_s"]
+
+    def share(row, tokens_per_s):
+        return row["mflop_per_tgt_token"] * tokens_per_s / rate
+
+    shares = {"OpenNMT-py": share(feed, onmt)}
+    if False in rows:
+        no_feed = rows[False]
+        shares["seqembed, no input feeding"] = share(
+            no_feed, no_feed["steady_tgt_tok_s"]
+        )
+    shares["seqembed, input feeding"] = share(feed, feed["steady_tgt_tok_s"])
+    if feed.get("gemm_floor_tok_s"):
+        shares["its matrix products alone"] = share(feed, feed["gemm_floor_tok_s"])
+    shares["input feeding at 2x OpenNMT-py"] = share(feed, 2 * onmt)
+    shares["input feeding at 1.5x OpenNMT-py"] = share(feed, 1.5 * onmt)
+    return shares
+
+
+def print_bounds(results: list[dict]) -> None:
+    per_round = [matmul_shares(r) for r in results]
+    print("- the whole step (second pass) as a share of the fp32 matmul rate, "
+          "median (range):")  # fmt: skip
+    for label in per_round[0]:
+        values = [found[label] for found in per_round if label in found]
+        print(f"  - {label}: {statistics.median(values):.0%} "
+              f"({min(values):.0%}-{max(values):.0%})", flush=True)  # fmt: skip
 
 
 def main() -> int:
     args = parse_args()
+    if args.summarize:
+        return summarize(args.out)
     modes = args.modes or (["native", "avx2"] if has_avx512() else ["native"])
     args.out.mkdir(parents=True, exist_ok=True)
     config = prepare_opennmt(args)
@@ -255,11 +334,7 @@ def main() -> int:
         f"{args.onmt_seconds} s, seqembed {args.steps} steps a configuration "
         f"(seqembed's OpenMP: {'PASSIVE' if args.passive else 'its default'})"
     )
-    print("\n| mode | round | first | OpenNMT-py tgt tok/s | seqembed no input "
-          "feeding, first / second pass | input feeding, first / second pass | "
-          + " | ".join(f"{label} vs OpenNMT-py" for label in RATIOS.values())
-          + " | matmul 2048^3 MKL / oneDNN, GFLOP/s |")  # fmt: skip
-    print("|---" * (7 + len(RATIOS)) + "|", flush=True)
+    print_header()
     results = {mode: [] for mode in modes}
     for mode in modes:
         for number in range(1, args.rounds + 1):
@@ -268,6 +343,21 @@ def main() -> int:
             print_round(mode, number, result)
     for mode in modes:
         print_summary(mode, results[mode])
+    return 0
+
+
+def summarize(out: Path) -> int:
+    """The table and summaries of the rounds already in ``out``."""
+    results = finished_rounds(out)
+    if not results:
+        raise SystemExit(f"error: {out}: no finished round (MODE-N-opennmt.log "
+                         "and MODE-N-seqembed.json)")  # fmt: skip
+    print_header()
+    for mode, rounds in results.items():
+        for number, result in enumerate(rounds, 1):
+            print_round(mode, number, result)
+    for mode, rounds in results.items():
+        print_summary(mode, rounds)
     return 0
 
 
